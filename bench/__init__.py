@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs them, writes bench/results.json and docs/benchmarks.md."""

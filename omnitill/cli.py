@@ -1,0 +1,68 @@
+"""The ``omnitill`` command: one entry point, each package adds its own subcommands.
+
+Subcommands are registered in :data:`COMMANDS` as ``"module:attribute"`` strings and imported
+only when they run (or when ``--help`` lists them), so ``omnitill till`` never pays for importing
+the server and ``omnitill server`` never imports Qt.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from omnitill import __version__
+
+#: name -> (import path of a click command, one-line help shown by ``omnitill --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo-data": (
+        "hardware_sim.demo_data_cli:demo_data",
+        "Generate a deterministic demo chain: stores, catalogue, customers, orders, web events.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, _, attr = entry[0].partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):  # pragma: no cover - programming error
+            raise TypeError(f"{entry[0]} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from COMMANDS so `omnitill --help` imports nothing heavy.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="omnitill")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    envvar="OMNITILL_LOG_LEVEL",
+    help="How much to log to stderr.",
+)
+def main(log_level: str) -> None:
+    """Omnitill: one customer across tills, web shop and email.
+
+    Run `omnitill COMMAND --help` for the options of each command.
+    """
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,1 @@
+"""HQ: exactly-once ingest, the change feed, the single customer view, recommendations."""

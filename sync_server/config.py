@@ -1,0 +1,122 @@
+"""HQ server settings: defaults that run the demo out of the box, overridable by a TOML file and
+``OMNITILL_*`` environment variables (environment wins).
+
+The TOML file is ``$OMNITILL_CONFIG`` or ``omnitill-server.toml`` in the working directory, when
+present; keys are the field names below (``db_url = "postgresql+psycopg://..."``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PLACEHOLDER_TOKENS = {"changeme", "change-me", "secret", "admin", "token", "password"}
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("OMNITILL_CONFIG", "omnitill-server.toml"))
+
+
+class Settings(BaseSettings):
+    """Every setting of the HQ server (documented in docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNITILL_", extra="ignore")
+
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses placeholder or missing secrets.",
+    )
+    data_dir: Path = Field(
+        default=Path("data"), description="Where the default SQLite database lives."
+    )
+    db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/omnitill.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8700, ge=1, le=65535, description="Port to listen on.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for admin routes (OMNITILL_ADMIN_TOKEN)."
+    )
+    advertise: bool = Field(default=False, description="Announce the server on the LAN (mDNS).")
+    public_url: str | None = Field(
+        default=None, description="The URL tills and receipts use to reach this server."
+    )
+    tombstone_retention_days: int = Field(
+        default=90, ge=1, description="How long deletes, merges and erasures stay on the feed."
+    )
+    pull_default_limit: int = Field(default=500, ge=1, le=5000)
+    merge_protection_threshold: int = Field(
+        default=3,
+        ge=2,
+        description="An identifier claimed by this many distinct customer records never merges.",
+    )
+    card_worker_interval_s: float = Field(
+        default=0.5, gt=0, description="How often customer cards waiting for refresh are built."
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        weak = token is not None and (token.lower() in PLACEHOLDER_TOKENS or len(token) < 16)
+        if weak and self.environment == "production":
+            raise ValueError(
+                "OMNITILL_ADMIN_TOKEN is a placeholder or shorter than 16 characters; "
+                f"set a real one, e.g. {secrets.token_urlsafe(24)}"
+            )
+        if self.environment == "production" and token is None:
+            raise ValueError("OMNITILL_ADMIN_TOKEN must be set in production")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'omnitill.db').as_posix()}"
+
+    def check_can_listen(self) -> None:
+        """Refuse to listen beyond loopback without an admin token."""
+        if self.admin_token is None and not is_loopback(self.host):
+            raise ValueError(
+                f"Refusing to listen on {self.host} without OMNITILL_ADMIN_TOKEN: anyone on the "
+                "network could administer HQ. Set OMNITILL_ADMIN_TOKEN or listen on 127.0.0.1."
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the TOML file and environment, with explicit overrides (CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""HQ storage: one schema (SQLAlchemy Core) on SQLite and PostgreSQL, migrated by Alembic."""

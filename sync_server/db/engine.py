@@ -1,0 +1,119 @@
+"""Engines and migrations for SQLite and PostgreSQL.
+
+SQLite: WAL, ``synchronous=FULL`` (sales are money: NORMAL may lose the last commits after a
+power cut), a busy timeout, foreign keys on, and one process-wide write lock so that concurrent
+requests queue in Python instead of spinning on SQLITE_BUSY. PostgreSQL: a connection pool;
+several server processes may share one database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from shared.errors import DiskFull, StorageError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+#: Advisory lock key for migrations on PostgreSQL ("omnitill" in ASCII, truncated).
+MIGRATION_LOCK = 0x6F6D6E6974696C
+
+
+class Database:
+    """An engine plus the one rule that differs by engine: how writers take turns."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = sa.make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            database = self.url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = sa.create_engine(
+                self.url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=pool_size,
+                max_overflow=pool_size,
+            )
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            # Let us issue BEGIN ourselves: pysqlite's own transaction handling defers it.
+            sa.event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        else:
+            self.engine = sa.create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction. Committed on success, rolled back on any error."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with translate_errors(), self.engine.begin() as conn:
+                yield conn
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with translate_errors(), self.engine.connect() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; safe to run from many processes at once."""
+        config = alembic_config(self)
+        with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see above)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def alembic_config(db: Database) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", db.url.render_as_string(hide_password=False))
+    return config
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn database failures the caller cannot handle into our StorageError tree."""
+    try:
+        yield
+    except OperationalError as exc:
+        text = str(exc.orig).lower()
+        if "disk is full" in text or "no space left" in text or "could not extend" in text:
+            raise DiskFull("The HQ database disk is full; nothing was written.") from exc
+        raise StorageError(f"Database error: {exc.orig}") from exc

@@ -1,0 +1,141 @@
+"""The FastAPI app factory.
+
+``create_app`` builds an app over a database: it migrates the schema on start-up and runs the
+background loops (customer-card refresh, tombstone purge) for as long as it lives. Every loop
+works through the database, so any number of server processes can run them side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from omnitill import __version__
+from sync_server.api import errors
+from sync_server.api.routes import admin, customers, health, sync
+from sync_server.config import Settings, load_settings
+from sync_server.db.engine import Database
+from sync_server.metrics import Metrics
+from sync_server.services import cards, feed
+
+log = logging.getLogger(__name__)
+
+PURGE_INTERVAL_S = 3600.0
+
+
+class MetricsMiddleware:
+    """Counts requests by route template and status; plain ASGI to stay off the hot path."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+
+async def _every(interval: float, name: str, job: Any, *args: Any, **kwargs: Any) -> None:
+    while True:
+        try:
+            while await run_in_threadpool(job, *args, **kwargs):
+                pass  # more work waiting: go on without sleeping
+        except Exception:
+            log.exception("background job %s failed; retrying in %.1f s", name, interval)
+        await asyncio.sleep(interval)
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    database = db or Database(settings.database_url, pool_size=settings.db_pool_size)
+    metrics = Metrics(database)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(database.migrate)
+        tasks = [
+            asyncio.create_task(
+                _every(
+                    settings.card_worker_interval_s,
+                    "card refresh",
+                    cards.refresh_dirty_cards,
+                    database,
+                )
+            ),
+            asyncio.create_task(
+                _every(
+                    PURGE_INTERVAL_S,
+                    "tombstone purge",
+                    _purge,
+                    database,
+                    settings.tombstone_retention_days,
+                )
+            ),
+        ]
+        log.info("HQ server ready on %s database", database.dialect)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if db is None:
+                database.dispose()
+
+    app = FastAPI(
+        title="Omnitill HQ",
+        version=__version__,
+        summary="Exactly-once ingest from tills, the change feed, the single customer view.",
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "sync", "description": "Till push and pull (till token)"},
+            {"name": "customers", "description": "Customer lookup (till) and view (admin)"},
+            {"name": "admin", "description": "HQ administration (admin token)"},
+            {"name": "operations", "description": "Health and metrics"},
+        ],
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.metrics = metrics
+    errors.install(app)
+    for router in (sync.router, customers.router, admin.router, health.router):
+        app.include_router(router)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _purge(db: Database, retention_days: int) -> bool:
+    purged = feed.purge_tombstones(db, retention_days=retention_days)
+    if purged:
+        log.info("purged %d tombstones older than %d days", purged, retention_days)
+    return False

@@ -1,0 +1,349 @@
+"""Customer cards: the small view of a customer that tills cache, built from the full view.
+
+Ingest only marks a customer *dirty* (in the same transaction as the sale); a background worker
+(any server process) claims dirty customers with ``DELETE ... RETURNING`` — atomic on SQLite and
+PostgreSQL, so two processes never build the same card twice and a crash before commit leaves
+the claim in place — rebuilds their cards and puts them on the feed for every store whose tills
+cache the customer. This keeps ingest fast and the feed current within a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shared.customer import CardItem, CustomerCard, CustomerIdentifierModel
+from shared.wire import utc_now
+from sync_server.db.engine import Database
+from sync_server.db.schema import (
+    consent_events,
+    customer_field_history,
+    customer_fields,
+    customer_stores,
+    dirty_cards,
+    events,
+    identifiers,
+    merges,
+    order_lines,
+    orders,
+    products,
+    profiles,
+    recommendation_lists,
+    returns,
+    shared_identifiers,
+)
+from sync_server.services import feed
+
+log = logging.getLogger(__name__)
+
+RECENT = 5
+CART_DAYS = 30
+#: Loyalty points: one per whole currency unit spent, net of returns.
+POINTS_PER_MINOR = 100
+
+
+def _members(conn: Connection, customer: UUID) -> list[UUID]:
+    return [
+        UUID(str(p))
+        for p in conn.execute(
+            sa.select(profiles.c.profile_id).where(
+                profiles.c.customer_id == customer, profiles.c.erased_at.is_(None)
+            )
+        ).scalars()
+    ]
+
+
+def _names(conn: Connection, skus: Iterable[str]) -> dict[str, str]:
+    wanted = list(set(skus))
+    if not wanted:
+        return {}
+    return {
+        row.sku: json.loads(row.data).get("name", row.sku)
+        for row in conn.execute(
+            sa.select(products.c.sku, products.c.data).where(products.c.sku.in_(wanted))
+        )
+    }
+
+
+def build_card(conn: Connection, customer: UUID) -> CustomerCard | None:
+    """The card of a customer, or None when the id is not a live customer (merged, erased)."""
+    members = _members(conn, customer)
+    if customer not in members:
+        return None
+    fields: dict[str, tuple[str, str | None]] = {}
+    for row in conn.execute(
+        sa.select(customer_fields.c.field, customer_fields.c.value, customer_fields.c.hlc).where(
+            customer_fields.c.profile_id.in_(members)
+        )
+    ):
+        if row.field not in fields or row.hlc > fields[row.field][0]:
+            fields[row.field] = (row.hlc, row.value)
+    shared = sa.exists().where(
+        shared_identifiers.c.kind == identifiers.c.kind,
+        shared_identifiers.c.value == identifiers.c.value,
+    )
+    idents = conn.execute(
+        sa.select(identifiers.c.kind, identifiers.c.value)
+        .where(identifiers.c.profile_id.in_(members), ~shared)
+        .distinct()
+        .order_by(identifiers.c.kind, identifiers.c.value)
+    ).all()
+    consents: dict[str, tuple[Any, bool]] = {}
+    for row in conn.execute(
+        sa.select(consent_events.c.channel, consent_events.c.granted, consent_events.c.at)
+        .where(consent_events.c.profile_id.in_(members))
+        .order_by(consent_events.c.at, consent_events.c.id)
+    ):
+        consents[row.channel] = (row.at, row.granted)
+    spent = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(orders.c.total_minor), 0)).where(
+            orders.c.customer_id == customer
+        )
+    ).scalar_one()
+    refunded = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(returns.c.total_minor), 0)).where(
+            returns.c.customer_id == customer
+        )
+    ).scalar_one()
+    purchases = conn.execute(
+        sa.select(order_lines.c.sku, orders.c.created_at, order_lines.c.amount_minor)
+        .join(orders, orders.c.order_id == order_lines.c.order_id)
+        .where(orders.c.customer_id == customer, orders.c.channel == "store")
+        .order_by(orders.c.created_at.desc())
+        .limit(RECENT * 4)
+    ).all()
+    web = conn.execute(
+        sa.select(events.c.kind, events.c.sku, events.c.at)
+        .where(
+            events.c.profile_id.in_(members),
+            events.c.channel == "web",
+            events.c.sku.is_not(None),
+            events.c.at > utc_now() - timedelta(days=CART_DAYS),
+        )
+        .order_by(events.c.at.desc())
+        .limit(200)
+    ).all()
+    bought_since: dict[str, Any] = {}
+    for bought in conn.execute(
+        sa.select(order_lines.c.sku, sa.func.max(orders.c.created_at).label("at"))
+        .join(orders, orders.c.order_id == order_lines.c.order_id)
+        .where(orders.c.customer_id == customer)
+        .group_by(order_lines.c.sku)
+    ):
+        bought_since[bought.sku] = bought.at
+    personal = conn.execute(
+        sa.select(recommendation_lists.c.data).where(
+            recommendation_lists.c.kind == "personal",
+            recommendation_lists.c.key == str(customer),
+        )
+    ).scalar_one_or_none()
+    names = _names(conn, [p.sku for p in purchases] + [w.sku for w in web])
+
+    def items(rows: Iterable[tuple[str, Any]]) -> tuple[CardItem, ...]:
+        out: list[CardItem] = []
+        seen: set[str] = set()
+        for sku, at in rows:
+            if sku in seen:
+                continue
+            seen.add(sku)
+            out.append(CardItem(sku=sku, name=names.get(sku, sku), at=at))
+            if len(out) == RECENT:
+                break
+        return tuple(out)
+
+    viewed = items((w.sku, w.at) for w in web if w.kind == "Product Viewed")
+    cart = items(
+        (w.sku, w.at)
+        for w in web
+        if w.kind == "Product Added" and (w.sku not in bought_since or bought_since[w.sku] < w.at)
+    )
+    return CustomerCard(
+        customer_id=customer,
+        first_name=(fields.get("first_name", ("", "")))[1] or "",
+        last_name=(fields.get("last_name", ("", "")))[1] or "",
+        identifiers=tuple(CustomerIdentifierModel(kind=r.kind, value=r.value) for r in idents),
+        loyalty_points=max(0, int(spent) - int(refunded)) // POINTS_PER_MINOR,
+        consents={channel: granted for channel, (_, granted) in consents.items()},
+        recent_purchases=items((p.sku, p.created_at) for p in purchases),
+        recently_viewed=viewed,
+        cart_items=cart,
+        recommendations=tuple(
+            item["sku"] for item in (json.loads(personal)["items"] if personal else [])
+        )[:10],
+        updated_at=utc_now(),
+    )
+
+
+def refresh_dirty_cards(db: Database, *, limit: int = 500) -> int:
+    """Rebuild the cards of up to ``limit`` dirty customers and put them on the feed."""
+    with db.write() as conn:
+        pick = sa.select(dirty_cards.c.customer_id).order_by(dirty_cards.c.since).limit(limit)
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        claimed = [
+            UUID(str(c))
+            for c in conn.execute(
+                dirty_cards.delete()
+                .where(dirty_cards.c.customer_id.in_(pick.scalar_subquery()))
+                .returning(dirty_cards.c.customer_id)
+            ).scalars()
+        ]
+        if not claimed:
+            return 0
+        scopes: dict[UUID, list[str]] = {}
+        for row in conn.execute(
+            sa.select(customer_stores.c.customer_id, customer_stores.c.store_id).where(
+                customer_stores.c.customer_id.in_(claimed)
+            )
+        ):
+            scopes.setdefault(UUID(str(row.customer_id)), []).append(row.store_id)
+        rows: list[dict[str, Any]] = []
+        for customer in claimed:
+            if customer not in scopes:
+                continue
+            card = build_card(conn, customer)
+            if card is None:
+                continue
+            data = card.model_dump_json()
+            rows.extend(
+                {"entity": "customer", "key": str(customer), "scope": s, "data": data}
+                for s in scopes[customer]
+            )
+        feed.record_changes(conn, rows)
+    return len(claimed)
+
+
+def customer_view(conn: Connection, customer_id: UUID) -> dict[str, Any]:
+    """HQ's full single-customer view: card, profiles, attributes, history and timeline."""
+    row = conn.execute(
+        sa.select(profiles.c.customer_id, profiles.c.erased_at).where(
+            profiles.c.profile_id == customer_id
+        )
+    ).first()
+    if row is None or row.erased_at is not None:
+        from shared.errors import NotFound
+
+        raise NotFound(f"No customer {customer_id}")
+    customer = UUID(str(row.customer_id))
+    card = build_card(conn, customer)
+    assert card is not None
+    members = _members(conn, customer)
+    profile_rows = (
+        conn.execute(
+            sa.select(profiles)
+            .where(profiles.c.profile_id.in_(members))
+            .order_by(profiles.c.created_at)
+        )
+        .mappings()
+        .all()
+    )
+    attributes: dict[str, str] = {}
+    for p in profile_rows:
+        attributes.update(json.loads(p["attributes"]))
+    timeline: list[dict[str, Any]] = []
+    for o in conn.execute(
+        sa.select(orders)
+        .where(orders.c.customer_id == customer)
+        .order_by(orders.c.created_at.desc())
+        .limit(100)
+    ).mappings():
+        timeline.append(
+            {
+                "at": o["created_at"],
+                "channel": o["channel"],
+                "kind": "order",
+                "order_id": str(o["order_id"]),
+                "store_id": o["store_id"],
+                "total_minor": o["total_minor"],
+                "currency": o["currency"],
+            }
+        )
+    for r in conn.execute(
+        sa.select(returns).where(returns.c.customer_id == customer).limit(100)
+    ).mappings():
+        timeline.append(
+            {
+                "at": r["created_at"],
+                "channel": "store",
+                "kind": "return",
+                "return_id": str(r["return_id"]),
+                "total_minor": r["total_minor"],
+            }
+        )
+    for e in conn.execute(
+        sa.select(events)
+        .where(events.c.profile_id.in_(members))
+        .order_by(events.c.at.desc())
+        .limit(100)
+    ).mappings():
+        timeline.append(
+            {"at": e["at"], "channel": e["channel"], "kind": e["kind"], "sku": e["sku"]}
+        )
+    timeline.sort(key=lambda item: item["at"], reverse=True)
+    history = (
+        conn.execute(
+            sa.select(customer_field_history)
+            .where(customer_field_history.c.profile_id.in_(members))
+            .order_by(customer_field_history.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    merge_rows = (
+        conn.execute(
+            sa.select(merges)
+            .where(sa.or_(merges.c.winner == customer, merges.c.loser == customer))
+            .order_by(merges.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "customer_id": str(customer),
+        "card": json.loads(card.model_dump_json()),
+        "attributes": attributes,
+        "profiles": [
+            {
+                "profile_id": str(p["profile_id"]),
+                "source": p["source"],
+                "home_store": p["home_store"],
+                "created_at": p["created_at"],
+            }
+            for p in profile_rows
+        ],
+        "stores": sorted(
+            conn.execute(
+                sa.select(customer_stores.c.store_id).where(
+                    customer_stores.c.customer_id == customer
+                )
+            ).scalars()
+        ),
+        "field_history": [
+            {
+                "field": h["field"],
+                "value": h["value"],
+                "hlc": h["hlc"],
+                "writer": h["writer"],
+                "recorded_at": h["recorded_at"],
+            }
+            for h in history
+        ],
+        "merges": [
+            {
+                "action": m["action"],
+                "winner": str(m["winner"]),
+                "loser": str(m["loser"]),
+                "via": f"{m['via_kind']}:{m['via_value']}" if m["via_kind"] else None,
+                "at": m["at"],
+            }
+            for m in merge_rows
+        ],
+        "timeline": timeline[:200],
+    }
