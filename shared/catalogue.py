@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
+from shared.barcodes import VariableMeasureKind
+from shared.tax import TaxMode
 from shared.wire import CurrencyCode, MinorUnits, Sku, StoreId, TillId, UtcDatetime, WireModel
-
-TaxMode = Literal["inclusive", "exclusive"]
-VariableMeasureKind = Literal["price", "weight"]
 
 #: A tax rate in percent ("19", "8.875"); 0 <= rate < 100.
 TaxRate = Annotated[Decimal, Field(ge=0, lt=100, max_digits=7, decimal_places=4)]

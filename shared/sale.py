@@ -17,8 +17,9 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.catalogue import TaxMode, TaxRate
+from shared.catalogue import TaxRate
 from shared.errors import InvalidInput
+from shared.tax import TaxMode
 from shared.wire import (
     CurrencyCode,
     MinorUnits,
