@@ -16,6 +16,11 @@ from omnitill import __version__
 
 #: name -> (import path of a click command, one-line help shown by ``omnitill --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "server": ("sync_server.cli:server", "Run the HQ sync server."),
+    "admin": (
+        "sync_server.cli:admin",
+        "HQ administration: enrol and revoke tills, import data.",
+    ),
     "demo-data": (
         "hardware_sim.demo_data_cli:demo_data",
         "Generate a deterministic demo chain: stores, catalogue, customers, orders, web events.",

@@ -34,17 +34,37 @@ def test_every_subcommand_imports_and_has_help(name: str) -> None:
     assert (command.help or "").strip(), f"{name} has no help text"
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_every_subcommand_and_option_is_documented(name: str) -> None:
+def all_commands() -> list[tuple[str, click.Command]]:
+    """Every command and subcommand, as ("admin enroll-till", command)."""
+    found: list[tuple[str, click.Command]] = []
+
+    def walk(prefix: str, group: click.Group) -> None:
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None
+            full = f"{prefix} {name}".strip()
+            found.append((full, command))
+            if isinstance(command, click.Group):
+                walk(full, command)
+
+    walk("", main)
+    return found
+
+
+@pytest.mark.parametrize(("name", "command"), all_commands(), ids=lambda v: str(v))
+def test_every_command_and_option_is_documented(name: str, command: click.Command) -> None:
     docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    assert f"## omnitill {name}" in docs, f"docs/cli.md has no section for omnitill {name}"
-    section = docs.split(f"## omnitill {name}", 1)[1].split("\n## ", 1)[0]
-    command = main.get_command(click.Context(main), name)
-    assert command is not None
+    heading = f"## omnitill {name}\n"
+    assert heading in docs, f"docs/cli.md has no section '## omnitill {name}'"
+    section = docs.split(heading, 1)[1].split("\n## ", 1)[0]
     for param in command.params:
         for opt in getattr(param, "opts", []):
             if opt.startswith("--") and opt != "--help":
                 assert f"`{opt}" in section, f"docs/cli.md: omnitill {name} misses {opt}"
+        if isinstance(param, click.Argument):
+            assert param.name is not None
+            assert param.name.upper() in section, f"omnitill {name} misses {param.name}"
 
 
 def test_unknown_subcommand_is_a_clear_error() -> None:

@@ -46,7 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shared.errors import IdentifierError, InvalidInput, NotFound, ProtocolError
-from shared.hlc import HLCTimestamp
+from shared.hlc import DEFAULT_MAX_DRIFT_MS, HLCTimestamp, wall_clock_ms
 from shared.identifiers import (
     IDENTIFIER_KINDS,
     Identifier,
@@ -497,11 +497,19 @@ def apply_customer_patch(conn: Connection, *, till: Till, patch: CustomerPatch) 
             f"known: {', '.join(sorted(CUSTOMER_FIELDS))}"
         )
     stamps = {}
+    latest_ok = wall_clock_ms() + DEFAULT_MAX_DRIFT_MS
     for name, write in patch.fields.items():
         try:
             stamps[name] = HLCTimestamp.decode(write.hlc)
         except ProtocolError as exc:
             raise InvalidInput(f"field {name}: {exc.message}") from exc
+        if stamps[name].wall_ms > latest_ok:
+            # A till whose clock runs far ahead would win every later conflict.
+            raise InvalidInput(
+                f"field {name}: clock stamp {write.hlc} is more than "
+                f"{DEFAULT_MAX_DRIFT_MS // 1000} s in the future of HQ's clock; "
+                "check the till's date and time"
+            )
     if patch.customer_id is not None:
         target = patch.customer_id
         exists = conn.execute(
