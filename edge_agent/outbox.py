@@ -110,22 +110,6 @@ def record_results(store: LocalStore, sent: list[PendingOp], results: list[OpRes
     return settled
 
 
-def dead_letter_batch(store: LocalStore, sent: list[PendingOp], error: str) -> None:
-    """HQ refused the whole push with a 4xx that retrying cannot fix."""
-    now = utc_now().isoformat()
-    with store.transaction() as db:
-        for op in sent:
-            db.execute(
-                "UPDATE outbox SET status = 'dead', last_error = ? WHERE op_id = ?",
-                [error, op.op_id],
-            )
-            db.execute(
-                "INSERT OR REPLACE INTO dead_letters(op_id, seq, type, payload, error, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [op.op_id, op.seq, op.type, op.payload, error, now],
-            )
-
-
 def note_failure(store: LocalStore, sent: list[PendingOp], error: str) -> None:
     """A transport failure: the ops stay pending; remember why for the status bar."""
     with store.transaction() as db:

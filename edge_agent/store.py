@@ -88,13 +88,13 @@ class LocalStore:
                 self._depth -= 1
                 if outer:
                     self._owner = None
-                    self._writer.execute("ROLLBACK")
+                    self._rollback()
                 raise storage_error(exc) from exc
             except BaseException:
                 self._depth -= 1
                 if outer:
                     self._owner = None
-                    self._writer.execute("ROLLBACK")
+                    self._rollback()
                 raise
             self._depth -= 1
             if outer:
@@ -102,8 +102,13 @@ class LocalStore:
                 try:
                     self._writer.execute("COMMIT")
                 except sqlite3.Error as exc:
-                    self._writer.execute("ROLLBACK")
+                    self._rollback()
                     raise storage_error(exc) from exc
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back itself (a full disk aborts the transaction).
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
 
     @property
     def reader(self) -> sqlite3.Connection:
