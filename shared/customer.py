@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.wire import MinorUnits, Sku, UtcDatetime, WireModel
+from shared.wire import MinorUnits, PlainText, Sku, UtcDatetime, WireModel
 
 IdentifierKindName = Literal["email", "phone", "loyalty", "web_anon", "web_user", "till_local"]
 ConsentChannel = Literal["email", "sms", "marketing_email", "marketing_sms", "profiling"]
@@ -21,7 +21,7 @@ class CustomerIdentifierModel(WireModel):
     """A normalized identifier on the wire (see ``shared.identifiers`` for normalization)."""
 
     kind: IdentifierKindName
-    value: str = Field(min_length=1, max_length=320)
+    value: PlainText = Field(min_length=1, max_length=320)
 
 
 class ConsentEvent(WireModel):
@@ -30,7 +30,7 @@ class ConsentEvent(WireModel):
     channel: ConsentChannel
     granted: bool
     at: UtcDatetime
-    source: str = Field(default="till", max_length=100)
+    source: PlainText = Field(default="till", max_length=100)
 
 
 class CardItem(WireModel):
@@ -49,7 +49,7 @@ class CustomerCard(WireModel):
     first_name: str = ""
     last_name: str = ""
     identifiers: tuple[CustomerIdentifierModel, ...] = ()
-    loyalty_points: int = 0
+    loyalty_points: int = Field(default=0, ge=-(10**12), le=10**12)
     consents: dict[ConsentChannel, bool] = Field(default_factory=dict)
     recent_purchases: tuple[CardItem, ...] = ()
     recently_viewed: tuple[CardItem, ...] = ()

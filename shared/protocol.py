@@ -31,7 +31,7 @@ from pydantic import ValidationError as PydanticValidationError
 from shared.customer import ConsentEvent, CustomerIdentifierModel
 from shared.errors import InvalidInput, UnknownOpType
 from shared.sale import Return, Sale
-from shared.wire import Sku, TillId, UtcDatetime, WireModel
+from shared.wire import PlainText, Sku, TillId, UtcDatetime, WireModel
 
 #: Most ops in one push; more is answered 413.
 MAX_PUSH_OPS = 500
@@ -62,7 +62,7 @@ class Op(WireModel):
     """One operation from a till's outbox."""
 
     op_id: UUID
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, lt=2**63)
     type: OpType
     payload: dict[str, Any]
     created_at: UtcDatetime | None = None
@@ -87,8 +87,8 @@ class PushResponse(WireModel):
 class FieldWrite(WireModel):
     """One field of a customer patch, stamped with the writer's hybrid logical clock."""
 
-    value: str | None
-    hlc: str = Field(min_length=1, description="HLCTimestamp.encode() of the write.")
+    value: PlainText | None = Field(max_length=1000)
+    hlc: str = Field(min_length=1, max_length=96, description="HLCTimestamp.encode() of the write.")
 
 
 class CustomerPatch(WireModel):

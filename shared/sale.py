@@ -46,12 +46,12 @@ class Discount(WireModel):
 class SaleLine(WireModel):
     """One line of a sale; prices are snapshots of what the customer paid."""
 
-    line_no: int = Field(ge=1)
+    line_no: int = Field(ge=1, le=10_000)
     sku: Sku
     name: str = Field(min_length=1, max_length=300)
     barcode: str | None = None
     quantity: int = Field(ge=1, le=100_000)
-    weight_g: int | None = Field(default=None, ge=1)
+    weight_g: int | None = Field(default=None, ge=1, le=10_000_000)
     unit_price_minor: MinorUnits = Field(ge=0)
     discounts: tuple[Discount, ...] = ()
     tax_rate: TaxRate = Decimal("0")
@@ -90,16 +90,16 @@ class Sale(WireModel):
     tax_minor: MinorUnits
     total_minor: MinorUnits
     tenders: tuple[Tender, ...] = Field(min_length=1)
-    loyalty_points_earned: int = 0
+    loyalty_points_earned: int = Field(default=0, ge=0, le=10_000_000)
 
 
 class ReturnLine(WireModel):
     """A returned line; amounts are positive and snapshot the original sale's prices."""
 
-    original_line_no: int = Field(ge=1)
+    original_line_no: int = Field(ge=1, le=10_000)
     sku: Sku
     name: str = Field(min_length=1, max_length=300)
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=100_000)
     amount_minor: MinorUnits = Field(ge=0)
     tax_minor: MinorUnits = Field(ge=0)
     tax_rate: TaxRate = Decimal("0")

@@ -25,8 +25,22 @@ def _as_utc(value: datetime) -> datetime:
 #: A timezone-aware timestamp, normalized to UTC.
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
+#: The largest amount we accept: ten trillion major units of a two-decimal currency, far beyond
+#: any sale and well inside a 64-bit database integer.
+MAX_MINOR = 10**15
+
 #: An amount of money in integer minor units (cents, pence, yen). Floats and bools are refused.
-MinorUnits = StrictInt
+MinorUnits = Annotated[StrictInt, Field(ge=-MAX_MINOR, le=MAX_MINOR)]
+
+
+def _no_control_characters(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters (a garbled scan or a NUL byte)")
+    return value
+
+
+#: Text that lands in database columns as it is: no control characters.
+PlainText = Annotated[str, AfterValidator(_no_control_characters)]
 
 #: An ISO 4217 currency code.
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
@@ -38,7 +52,7 @@ StoreId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 TillId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 #: A stock-keeping unit, the catalogue's key.
-Sku = Annotated[str, Field(min_length=1, max_length=64)]
+Sku = Annotated[PlainText, Field(min_length=1, max_length=64)]
 
 
 def utc_now() -> datetime:

@@ -62,14 +62,22 @@ class MetricsMiddleware:
             self.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
-async def _every(interval: float, name: str, job: Any, *args: Any, **kwargs: Any) -> None:
-    while True:
+async def _every(
+    stop: asyncio.Event, interval: float, name: str, job: Any, *args: Any, **kwargs: Any
+) -> None:
+    """Run ``job`` in a worker thread every ``interval`` seconds until ``stop`` is set.
+
+    Stopping waits for a job in flight: cancelling the task would not stop its thread, which
+    would go on using a database the shutdown is about to dispose.
+    """
+    while not stop.is_set():
         try:
-            while await run_in_threadpool(job, *args, **kwargs):
+            while await run_in_threadpool(job, *args, **kwargs) and not stop.is_set():
                 pass  # more work waiting: go on without sleeping
         except Exception:
             log.exception("background job %s failed; retrying in %.1f s", name, interval)
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
@@ -80,9 +88,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(database.migrate)
+        stop = asyncio.Event()
         tasks = [
             asyncio.create_task(
                 _every(
+                    stop,
                     settings.card_worker_interval_s,
                     "card refresh",
                     cards.refresh_dirty_cards,
@@ -91,6 +101,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             ),
             asyncio.create_task(
                 _every(
+                    stop,
                     PURGE_INTERVAL_S,
                     "tombstone purge",
                     _purge,
@@ -103,11 +114,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if db is None:
                 database.dispose()
 

@@ -1,4 +1,4 @@
-"""Test-wide settings: slow tests run only when asked for (``--run-slow`` or ``OMNITILL_SLOW=1``)."""
+"""Test-wide settings: slow tests run only when asked (``--run-slow`` or ``OMNITILL_SLOW=1``)."""
 
 from __future__ import annotations
 

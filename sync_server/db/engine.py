@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
-from shared.errors import DiskFull, StorageError
+from shared.errors import DiskFull, InvalidInput, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,17 @@ def alembic_config(db: Database) -> Config:
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn database failures the caller cannot handle into our StorageError tree."""
+    """Turn database failures the caller cannot handle into our error tree.
+
+    A value the engine cannot hold (a NUL character in PostgreSQL text, an integer beyond 64
+    bits) comes from the request: it is bad input (4xx), and the transaction is rolled back.
+    """
     try:
         yield
+    except DataError as exc:
+        raise InvalidInput(f"HQ cannot store a value of this request: {exc.orig}") from exc
+    except OverflowError as exc:  # raised by the sqlite3 driver, not wrapped by SQLAlchemy
+        raise InvalidInput(f"HQ cannot store a value of this request: {exc}") from exc
     except OperationalError as exc:
         text = str(exc.orig).lower()
         if "disk is full" in text or "no space left" in text or "could not extend" in text:

@@ -278,7 +278,10 @@ dirty_cards = sa.Table(
 
 #: The change feed. One live row per (entity, key, scope): a newer change replaces the older
 #: row, so a new till pulls current state, not history. ``txid`` is the writing transaction's
-#: id on PostgreSQL (0 on SQLite) for a cursor that never skips a late commit.
+#: id on PostgreSQL (0 on SQLite) for a cursor that never skips a late commit. On SQLite the id
+#: is AUTOINCREMENT: a plain rowid reuses the id of a deleted newest row, so a tombstone written
+#: right after dropping a key's rows (erasure, merge) would land at or below cursors already
+#: handed out, and tills would never see it.
 changes = sa.Table(
     "changes",
     metadata,
@@ -294,6 +297,7 @@ changes = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("entity", "key", "scope"),
     sa.Index("ix_changes_txid_id", "txid", "id"),
+    sqlite_autoincrement=True,
 )
 
 #: Tombstones purged from the feed end here: a cursor below ``horizon`` must refetch (409).

@@ -688,6 +688,12 @@ def erase_customer(conn: Connection, customer_id: UUID) -> int:
     )
     conn.execute(identifiers.delete().where(identifiers.c.profile_id.in_(members)))
     conn.execute(consent_events.delete().where(consent_events.c.profile_id.in_(members)))
+    # The merge history stays (who was merged into whom), but not the identifier that linked them.
+    conn.execute(
+        merges.update()
+        .where(sa.or_(merges.c.winner.in_(keys), merges.c.loser.in_(keys)))
+        .values(via_value=None)
+    )
     conn.execute(
         events.update()
         .where(events.c.profile_id.in_(members))

@@ -42,6 +42,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_changes")),
         sa.UniqueConstraint("entity", "key", "scope", name=op.f("uq_changes_entity_key_scope")),
+        # Never reuse the id of a deleted row (see sync_server.db.schema.changes).
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("changes", schema=None) as batch_op:
         batch_op.create_index("ix_changes_txid_id", ["txid", "id"], unique=False)
