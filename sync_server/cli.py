@@ -4,8 +4,10 @@ become exit messages."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,6 +18,9 @@ from sync_server.config import Settings, load_settings
 from sync_server.db.engine import Database
 
 log = logging.getLogger(__name__)
+
+#: Files with more rows than this show a progress bar on a terminal.
+PROGRESS_MIN_ROWS = 10_000
 
 db_option = click.option(
     "--db",
@@ -161,3 +166,49 @@ def list_tills(db_url: str | None) -> None:
         )
     if not rows:
         click.echo("No tills enrolled", err=True)
+
+
+@admin.command("import")
+@click.argument("kind", type=click.Choice(["stores", "products", "customers", "orders"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@db_option
+def import_data(kind: str, file: Path, db_url: str | None) -> None:
+    """Import stores, products, customers or orders from FILE (see docs/data-formats.md).
+
+    Good rows are imported; each bad row is reported on stderr as FILE:LINE: reason. Prints
+    `imported N, rejected M` and exits with 1 when any row was rejected. Safe to run again.
+    """
+    from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
+
+    from sync_server.services import importer
+
+    what: importer.ImportKind = kind  # type: ignore[assignment]  # click.Choice checked it
+    threshold = _settings(db_url=db_url).merge_protection_threshold
+    total = importer.count_data_rows(file, what)
+    # disable=None: the bar shows only on a terminal, never in logs or pipes.
+    bar = tqdm(
+        total=total,
+        unit=" rows",
+        desc=kind,
+        file=sys.stderr,
+        disable=None if total > PROGRESS_MIN_ROWS else True,
+        dynamic_ncols=True,
+    )
+
+    def report_error(line: int, reason: str) -> None:
+        message = f"{file}:{line}: {reason}"
+        if bar.disable:
+            click.echo(message, err=True)
+        else:
+            bar.write(message, file=sys.stderr)
+
+    try:
+        with open_db(db_url) as db, errors_as_exit():
+            report = importer.import_file(
+                db, what, file, threshold=threshold, on_error=report_error, progress=bar.update
+            )
+    finally:
+        bar.close()
+    click.echo(report.summary())
+    if report.rejected:
+        raise click.exceptions.Exit(1)

@@ -277,6 +277,7 @@ def _flag_shared(conn: Connection, seeds: set[UUID], *, threshold: int, now: dat
     claimed = (
         sa.select(identifiers.c.kind, identifiers.c.value)
         .where(identifiers.c.profile_id.in_(seeds))
+        .distinct()  # two seeds sharing an identifier must not count its claims twice
         .subquery()
     )
     counts = conn.execute(
