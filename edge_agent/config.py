@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from shared.barcodes import LoyaltyFormat
+from shared.protocol import DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT
 from shared.tax import TaxMode
 
 __all__ = ["TillSettings", "load_till_settings"]
@@ -74,6 +75,12 @@ class TillSettings(BaseSettings):
     )
     pull_interval_s: float = Field(
         default=15.0, gt=0, description="How often HQ's change feed is pulled."
+    )
+    pull_limit: int = Field(
+        default=DEFAULT_PULL_LIMIT,
+        ge=1,
+        le=MAX_PULL_LIMIT,
+        description="Changes per pull page (each page is applied in one local transaction).",
     )
     lookup_timeout_s: float = Field(
         default=0.3,

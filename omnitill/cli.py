@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sync_server.cli:admin",
         "HQ administration: enrol and revoke tills, import data.",
     ),
+    "till": (
+        "edge_agent.cli:till",
+        "Run a till (headless with --headless; the cashier's screen comes later)",
+    ),
     "demo-data": (
         "hardware_sim.demo_data_cli:demo_data",
         "Generate a deterministic demo chain: stores, catalogue, customers, orders, web events.",

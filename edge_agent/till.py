@@ -1,0 +1,857 @@
+"""The till: one object the headless loop, the store simulator and the cashier's screen drive.
+
+:class:`Till` puts the parts together (local store, catalogue, sale engine, customer desk, sync
+worker) and turns every scan into a :class:`TillEvent`: what happened, in words the cashier can
+read, plus data for a screen. It holds no Qt and never raises for what was scanned.
+
+What a scan does
+----------------
+``handle_scan(text)`` reads the line with ``shared.barcodes.classify_scan`` (the till's loyalty
+format and scale-label rules) and routes it:
+
+- a product barcode or a scale label -> the sale engine adds it (after ``CMD-QTY-<n>``, that
+  many); the basket's suggestions are refreshed;
+- a loyalty card, or ``kind:value`` (the QR code on a digital receipt, e.g.
+  ``email:maria@example.com``) -> the customer desk identifies the customer (cached card at
+  once; HQ briefly when online; a provisional customer otherwise) and the customer is attached
+  to the sale, at any point of it;
+- a receipt barcode (``R`` + receipt number) -> a return of everything not yet returned on that
+  receipt, refunded with ``CMD-PAY-CASH`` or ``CMD-PAY-CARD`` (works offline for this till's own
+  sales);
+- a command barcode (``CMD-<NAME>``), see :data:`COMMANDS`.
+
+Command barcodes
+----------------
+=====================  ==============================================================
+``CMD-TOTAL``          show the total, what was paid and what is due
+``CMD-PAY-CASH``       pay what is due in cash and complete the sale;
+                       ``CMD-PAY-CASH-<minor>`` tenders that amount (more gives change,
+                       less leaves the rest due)
+``CMD-PAY-CARD``       pay what is due by card (the external terminal's reference,
+                       simulated as ``SIM-<n>``) and complete; ``CMD-PAY-CARD-<minor>``
+                       pays part of it by card
+``CMD-CANCEL``         throw the current sale (or return) away
+``CMD-REPRINT``        queue a copy of the last receipt (a print job marked as a copy)
+``CMD-VOID``           remove the last line
+``CMD-QTY-<n>``        sell the next item ``n`` times
+``CMD-PARK``           put the sale aside; ``CMD-RESUME`` brings back the oldest parked
+``CMD-X`` / ``CMD-Z``  X report (totals so far) / Z report (closes the day)
+=====================  ==============================================================
+
+A payment command when nothing is due (the sale was paid but could not be saved, e.g. on a full
+disk) saves the sale without taking another payment, so a card is never charged twice.
+
+Errors the cashier sees
+-----------------------
+Events whose :attr:`TillEvent.is_error` is true say what went wrong and what to do; the sale on
+the counter is unchanged by them:
+
+- ``scan_failed``: the scan is not a valid code (bad check digit, wrong length, letters, a bad
+  loyalty number, garbled bytes from the scanner);
+- ``unknown_product``: a valid barcode this till does not sell (key it as an open-price item or
+  search by name);
+- ``refused``: the sale engine refused (nothing to pay for, a return without its receipt...);
+- ``not_saved``: the local database could not write (a full disk): nothing was half-written,
+  the basket and any payment taken stay on the counter, and the same command saves it once
+  space is freed;
+- ``error``: a bug; logged with its traceback, the sale stays as it was.
+
+Completing a sale or a return, and creating a provisional customer, kick the sync worker so the
+op leaves for HQ at once (the worker still retries on its own schedule when HQ is away).
+
+The store's settings (currency, tax mode, time zone, receipt header) come from HQ's feed
+(``store_config``, key ``store:<store_id>``); until the first pull, the till's own settings
+stand in. A new store configuration is taken up between sales, never during one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, Literal
+
+from pydantic import ValidationError
+
+from edge_agent import reports
+from edge_agent.catalogue import Catalogue
+from edge_agent.config import TillSettings
+from edge_agent.customers import CustomerDesk, Identification, Lookup, load_clock
+from edge_agent.discovery import discovering_client
+from edge_agent.hq_client import HQClient
+from edge_agent.sale_engine import ReturnDraft, SaleEngine, UnknownBarcode
+from edge_agent.store import LocalStore
+from edge_agent.suggestions import Suggestion
+from edge_agent.sync_worker import ClientSource, SyncStatus, SyncWorker
+from shared.barcodes import (
+    DEFAULT_RULES,
+    CommandScan,
+    LoyaltyScan,
+    ProductScan,
+    ReceiptScan,
+    VariableMeasureRule,
+    VariableMeasureScan,
+    classify_scan,
+)
+from shared.catalogue import Store
+from shared.customer import CustomerCard
+from shared.errors import (
+    BarcodeError,
+    BarcodeFormatError,
+    IdentifierError,
+    InvalidInput,
+    NotFound,
+    OmnitillError,
+    ServerUnavailable,
+    StorageError,
+)
+from shared.identifiers import IDENTIFIER_KINDS
+from shared.money import Money
+from shared.receipt import Receipt, receipt_from_return, receipt_from_sale
+from shared.sale import Return, Sale
+from shared.wire import utc_now
+
+__all__ = [
+    "COMMANDS",
+    "ERROR_KINDS",
+    "MAX_SCAN_LENGTH",
+    "EventKind",
+    "Till",
+    "TillEvent",
+    "TillStatus",
+]
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal[
+    "item_added",
+    "customer",
+    "total",
+    "payment",
+    "sale_complete",
+    "cancelled",
+    "line_voided",
+    "quantity",
+    "parked",
+    "resumed",
+    "return_started",
+    "return_complete",
+    "reprint_queued",
+    "report",
+    "scan_failed",
+    "unknown_product",
+    "refused",
+    "not_saved",
+    "error",
+]
+
+#: Event kinds that tell the cashier something went wrong.
+ERROR_KINDS: Final[frozenset[str]] = frozenset(
+    {"scan_failed", "unknown_product", "refused", "not_saved", "error"}
+)
+
+#: The documented command barcodes (``CMD-`` + name); ``<...>`` marks a number that follows.
+COMMANDS: Final[dict[str, str]] = {
+    "TOTAL": "show the total, what was paid and what is due",
+    "PAY-CASH": "pay what is due in cash and complete the sale",
+    "PAY-CASH-<minor>": "tender this much cash (minor units); more than due gives change",
+    "PAY-CARD": "pay what is due by card (terminal reference SIM-<n>) and complete the sale",
+    "PAY-CARD-<minor>": "pay this much of what is due by card (a split payment)",
+    "CANCEL": "throw the current sale or return away",
+    "REPRINT": "queue a copy of the last receipt",
+    "VOID": "remove the last line",
+    "QTY-<n>": "sell the next item n times",
+    "PARK": "put the sale aside",
+    "RESUME": "bring back the oldest parked sale",
+    "X": "X report: totals since the last Z report",
+    "Z": "Z report: close the day",
+}
+
+#: Longest scan read: an email in a receipt's QR code (320 characters) and its kind fit.
+MAX_SCAN_LENGTH: Final = 400
+
+_AMOUNT_COMMAND = re.compile(r"(PAY-CASH|PAY-CARD|QTY)(?:-(\d{1,12}))?")
+_IN_RETURN = (
+    "A return is in progress: refund it with CMD-PAY-CASH or CMD-PAY-CARD, or stop it with "
+    "CMD-CANCEL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TillEvent:
+    """What one scan (or a scanner failure) did: for the log line and for a screen's presenter.
+
+    ``message`` is one line for the cashier; ``data`` holds the details (amounts in minor
+    units, the sale id, the suggestions...).
+    """
+
+    kind: EventKind
+    message: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_error(self) -> bool:
+        return self.kind in ERROR_KINDS
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class TillStatus:
+    """What the status bar shows: the link to HQ and the work waiting at this till."""
+
+    sync: SyncStatus
+    pending_print_jobs: int
+    parked_sales: int
+    basket_lines: int
+    return_in_progress: bool
+
+
+class _SimulatedTerminal:
+    """Card terminal references for the headless till (a real terminal prints its own)."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"SIM-{next(self._numbers):06d}"
+
+
+class _TrackingFactory:
+    """Wraps a discovering client factory and remembers the client it made last, so that
+    customer lookups go to the server the sync worker found."""
+
+    def __init__(self, factory: Callable[[], HQClient | None]) -> None:
+        self._factory = factory
+        self.current: HQClient | None = None
+
+    def __call__(self) -> HQClient | None:
+        self.current = self._factory()
+        return self.current
+
+    def lookup(self, identifier: str, timeout: float) -> CustomerCard | None:
+        client = self.current
+        if client is None:
+            raise ServerUnavailable("No HQ server found yet")
+        try:
+            return client.lookup(identifier, timeout)
+        except RuntimeError as exc:  # the worker closed it to look for HQ again
+            raise ServerUnavailable(f"The connection to HQ was closed: {exc}") from exc
+
+
+class Till:
+    """A till with every part wired; :meth:`start` runs its sync worker.
+
+    Build one from settings with :meth:`from_settings`; tests pass the parts they want
+    (``client=None`` works offline). The till is thread-safe: a scanner thread and a screen may
+    both call :meth:`handle_scan`, one scan at a time.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: TillSettings,
+        store: LocalStore,
+        client: ClientSource,
+        own_store: bool = False,
+        own_client: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+        variable_rules: Sequence[VariableMeasureRule] = DEFAULT_RULES,
+        card_reference: Callable[[], str] | None = None,
+        on_sync_status: Callable[[SyncStatus], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._own_store = own_store
+        self._own_client = own_client
+        self._client = client if isinstance(client, HQClient) else None
+        self._clock = clock
+        self._rules = tuple(variable_rules)
+        self._card_reference = card_reference or _SimulatedTerminal()
+        self._lock = threading.RLock()
+        self._closed = False
+
+        lookup: Lookup | None = None
+        source: ClientSource = client
+        if isinstance(client, HQClient):
+            lookup = client.lookup
+        elif client is not None:
+            tracking = _TrackingFactory(client)
+            source, lookup = tracking, tracking.lookup
+
+        self.catalogue = Catalogue(store, store_id=settings.store_id, clock=clock)
+        self.customers = CustomerDesk(
+            store,
+            till_id=settings.till_id,
+            store_id=settings.store_id,
+            default_region=settings.default_region,
+            loyalty_format=settings.loyalty_format,
+            clock=load_clock(store, settings.till_id),
+            lookup=lookup,
+            lookup_timeout_s=settings.lookup_timeout_s,
+        )
+        self.sync = SyncWorker(
+            store,
+            source,
+            push_interval_s=settings.push_interval_s,
+            pull_interval_s=settings.pull_interval_s,
+            pull_limit=settings.pull_limit,
+            on_status=on_sync_status,
+        )
+        self._shop_text: str | None = None
+        self.engine = self._new_engine(self._load_shop())
+        self.suggestions: list[Suggestion] = []
+        self.return_draft: ReturnDraft | None = None
+
+    @classmethod
+    def from_settings(cls, settings: TillSettings, **parts: Any) -> Till:
+        """Open the local store and connect to HQ as the settings say (URL, else zeroconf)."""
+        store = LocalStore.open(settings.db_path)
+        try:
+            client: ClientSource = None
+            token = settings.token.get_secret_value() if settings.token is not None else None
+            if token is None:
+                log.warning("no till token: selling works, but nothing reaches HQ until one is set")
+            elif settings.server_url is not None:
+                client = HQClient(
+                    settings.server_url,
+                    token,
+                    till_id=settings.till_id,
+                    timeout=settings.request_timeout_s,
+                )
+            else:
+                client = discovering_client(
+                    token, till_id=settings.till_id, timeout=settings.request_timeout_s
+                )
+            return cls(
+                settings=settings,
+                store=store,
+                client=client,
+                own_store=True,
+                own_client=isinstance(client, HQClient),
+                **parts,
+            )
+        except BaseException:
+            store.close()
+            raise
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start syncing with HQ in the background."""
+        self.sync.start()
+
+    def close(self) -> None:
+        """Stop the sync worker (after the request in flight) and close what the till opened."""
+        if self._closed:
+            return
+        self._closed = True
+        self.sync.stop()
+        self.customers.close()
+        if self._own_client and self._client is not None:
+            self._client.close()
+        if self._own_store:
+            with self._lock:
+                self.store.close()
+
+    def __enter__(self) -> Till:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def status(self) -> TillStatus:
+        row = self.store.query_one("SELECT COUNT(*) FROM print_jobs WHERE status = 'pending'")
+        parked = self.store.query_one("SELECT COUNT(*) FROM parked")
+        with self._lock:
+            lines = len(self.engine.basket.lines)
+            returning = self.return_draft is not None
+        return TillStatus(
+            sync=self.sync.status,
+            pending_print_jobs=int(row[0]) if row else 0,
+            parked_sales=int(parked[0]) if parked else 0,
+            basket_lines=lines,
+            return_in_progress=returning,
+        )
+
+    # -- scans ---------------------------------------------------------------------------------
+
+    def handle_scan(self, text: str) -> TillEvent:
+        """Do what a scanned (or typed) line says; never raises (see the module docstring)."""
+        with self._lock:
+            try:
+                return self._route(text)
+            except UnknownBarcode as exc:
+                return TillEvent(
+                    "unknown_product", f"unknown product: {exc.message}", {"code": exc.code}
+                )
+            except BarcodeError as exc:
+                return TillEvent("scan_failed", f"failed scan: {exc.message}", {"code": exc.code})
+            except IdentifierError as exc:
+                return TillEvent("scan_failed", f"failed scan: {exc.message}", {"code": text})
+            except StorageError as exc:
+                return TillEvent("not_saved", f"not saved: {exc.message}")
+            except OmnitillError as exc:
+                return TillEvent("refused", f"refused: {exc.message}")
+            except Exception as exc:
+                log.exception("handling the scan %r failed", text[:200])
+                return TillEvent(
+                    "error",
+                    f"error: the till failed on this scan ({type(exc).__name__}); the sale is "
+                    "kept as it was: scan again or call support",
+                )
+
+    def scan_failed(self, message: str) -> TillEvent:
+        """The event for a scanner's failed read (garbage, a cut-off code, a lost device)."""
+        return TillEvent("scan_failed", f"failed scan: {message}")
+
+    def _route(self, text: str) -> TillEvent:
+        stripped = text.strip()
+        if len(stripped) > MAX_SCAN_LENGTH:
+            raise BarcodeFormatError(
+                f"{len(stripped)} characters is longer than any code the till reads (at most "
+                f"{MAX_SCAN_LENGTH}): scan again",
+                code=stripped[:40],
+            )
+        kind, sep, rest = stripped.partition(":")
+        if sep and kind.lower() in IDENTIFIER_KINDS:
+            return self._identify(f"{kind.lower()}:{rest}")
+        scan = classify_scan(text, loyalty=self.settings.loyalty_format, rules=self._rules)
+        if isinstance(scan, CommandScan):
+            return self._command(scan.command)
+        if isinstance(scan, LoyaltyScan):
+            return self._identify(f"loyalty:{scan.number}")
+        if isinstance(scan, ReceiptScan):
+            return self._start_return(scan.receipt_number)
+        return self._add(scan)
+
+    # -- sale ----------------------------------------------------------------------------------
+
+    def _add(self, scan: ProductScan | VariableMeasureScan) -> TillEvent:
+        if self.return_draft is not None:
+            raise InvalidInput(_IN_RETURN)
+        if self.engine.basket.is_empty:
+            self._take_up_shop()
+        engine = self.engine
+        before = {line.line_no: line.quantity for line in engine.basket.lines}
+        line = engine.add_scanned_product(scan)
+        added = line.quantity - before.get(line.line_no, 0)
+        if line.weight_g is not None:
+            what, amount = f"{line.weight_g} g {line.name}", line.base_minor
+        else:
+            what, amount = f"{added} x {line.name}", added * line.unit_price_minor
+        total = engine.totals().total_minor
+        self._refresh_suggestions()
+        return TillEvent(
+            "item_added",
+            f"added {what} {self._money(amount)} | total {self._money(total)}",
+            {
+                "line_no": line.line_no,
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": added,
+                "line_quantity": line.quantity,
+                "weight_g": line.weight_g,
+                "amount_minor": amount,
+                "total_minor": total,
+                "suggestions": self._suggestion_data(),
+            },
+        )
+
+    def _identify(self, text: str) -> TillEvent:
+        if self.return_draft is not None:
+            raise InvalidInput(_IN_RETURN)
+        found: Identification = self.customers.identify(text)
+        self.engine.attach_customer(found.card)
+        if found.source == "provisional":
+            self.sync.kick()
+        self._refresh_suggestions()
+        card = found.card
+        who = "new customer (provisional)" if card.provisional else card.display_name
+        where = {"cache": "from cache", "server": "from HQ", "provisional": "new"}[found.source]
+        total = self.engine.totals().total_minor
+        return TillEvent(
+            "customer",
+            f"customer {who} ({found.identifier.kind}, {where}) | total {self._money(total)}",
+            {
+                "customer_id": str(card.customer_id),
+                "name": card.display_name,
+                "provisional": card.provisional,
+                "source": found.source,
+                "identifier_kind": found.identifier.kind,
+                "loyalty_points": card.loyalty_points,
+                "total_minor": total,
+                "suggestions": self._suggestion_data(),
+            },
+        )
+
+    def _command(self, command: str) -> TillEvent:
+        match = _AMOUNT_COMMAND.fullmatch(command)
+        name, number = (match[1], match[2]) if match else (command, None)
+        amount = int(number) if number is not None else None
+        if self.return_draft is not None:
+            return self._return_command(name, amount, command)
+        if name == "TOTAL":
+            return self._total()
+        if name in ("PAY-CASH", "PAY-CARD"):
+            return self._pay("cash" if name == "PAY-CASH" else "card", amount)
+        if name == "CANCEL":
+            return self._cancel()
+        if name == "REPRINT":
+            return self._reprint()
+        if name == "VOID":
+            return self._void()
+        if name == "QTY":
+            return self._quantity(amount)
+        if name == "PARK":
+            return self._park()
+        if name == "RESUME":
+            return self._resume()
+        if name in ("X", "Z"):
+            return self._report(name)
+        raise InvalidInput(
+            f"CMD-{command} is not a till command; the till knows "
+            + ", ".join(f"CMD-{c}" for c in COMMANDS)
+        )
+
+    def _total(self) -> TillEvent:
+        totals = self.engine.totals()
+        lines = len(self.engine.basket.lines)
+        return TillEvent(
+            "total",
+            f"total {self._money(totals.total_minor)} | paid {self._money(totals.paid_minor)} "
+            f"| due {self._money(totals.due_minor)} | {lines} line{'s' if lines != 1 else ''}",
+            {
+                "total_minor": totals.total_minor,
+                "tax_minor": totals.tax_minor,
+                "paid_minor": totals.paid_minor,
+                "due_minor": totals.due_minor,
+                "lines": lines,
+            },
+        )
+
+    def _pay(self, kind: Literal["cash", "card"], amount: int | None) -> TillEvent:
+        engine = self.engine
+        if not engine.basket.lines:
+            raise InvalidInput("The basket is empty: scan the items before taking a payment")
+        totals = engine.totals()
+        if totals.due_minor > 0:
+            give = totals.due_minor if amount is None else amount
+            if kind == "cash":
+                engine.add_tender_cash(give)
+            else:
+                engine.add_tender_card(give, self._card_reference())
+            totals = engine.totals()
+            if totals.due_minor > 0:
+                return TillEvent(
+                    "payment",
+                    f"paid {kind} {self._money(give)} | due {self._money(totals.due_minor)}",
+                    {"kind": kind, "amount_minor": give, "due_minor": totals.due_minor},
+                )
+        return self._complete()
+
+    def _complete(self) -> TillEvent:
+        try:
+            sale = self.engine.complete(suggestions=self.suggestions)
+        except StorageError as exc:
+            return TillEvent(
+                "not_saved",
+                f"not saved: {exc.message} The payment taken is kept: once space is freed, scan "
+                "CMD-PAY-CASH or CMD-PAY-CARD again to save the sale (nothing is charged twice)",
+                {"due_minor": self.engine.totals().due_minor},
+            )
+        self.suggestions = []
+        self.sync.kick()
+        change = sum(t.change_minor for t in sale.tenders)
+        paid = ", ".join(f"{t.kind} {self._money(t.amount_minor)}" for t in sale.tenders)
+        return TillEvent(
+            "sale_complete",
+            f"sale complete {sale.receipt_number} | total {self._money(sale.total_minor)} | "
+            f"paid {paid} | change {self._money(change)}",
+            {
+                "sale_id": str(sale.sale_id),
+                "receipt_number": sale.receipt_number,
+                "total_minor": sale.total_minor,
+                "change_minor": change,
+                "customer_id": None if sale.customer_id is None else str(sale.customer_id),
+            },
+        )
+
+    def _cancel(self) -> TillEvent:
+        basket = self.engine.basket
+        if basket.is_empty and basket.customer is None:
+            raise InvalidInput("There is no sale to cancel")
+        card_paid = any(t.kind == "card" for t in basket.tenders)
+        lines = len(basket.lines)
+        self.engine.cancel()
+        self.suggestions = []
+        note = ": refund the card payment at the terminal" if card_paid else ""
+        return TillEvent(
+            "cancelled",
+            f"sale cancelled ({lines} line{'s' if lines != 1 else ''}){note}",
+            {"lines": lines, "card_refund_needed": card_paid},
+        )
+
+    def _void(self) -> TillEvent:
+        lines = self.engine.basket.lines
+        if not lines:
+            raise InvalidInput("There is no line to void: the basket is empty")
+        line = self.engine.void_line(lines[-1].line_no)
+        total = self.engine.totals().total_minor
+        self._refresh_suggestions()
+        return TillEvent(
+            "line_voided",
+            f"voided line {line.line_no}: {line.quantity} x {line.name} | "
+            f"total {self._money(total)}",
+            {"line_no": line.line_no, "sku": line.sku, "total_minor": total},
+        )
+
+    def _quantity(self, amount: int | None) -> TillEvent:
+        if amount is None:
+            raise InvalidInput("CMD-QTY needs a quantity after it, for example CMD-QTY-3")
+        self.engine.set_pending_quantity(amount)
+        return TillEvent("quantity", f"next item x {amount}", {"quantity": amount})
+
+    def _park(self) -> TillEvent:
+        lines = len(self.engine.basket.lines)
+        park_id = self.engine.park()
+        self.suggestions = []
+        waiting = len(self.engine.parked_list())
+        return TillEvent(
+            "parked",
+            f"sale parked ({lines} line{'s' if lines != 1 else ''}; {waiting} parked): "
+            "CMD-RESUME brings it back",
+            {"park_id": park_id, "lines": lines, "parked": waiting},
+        )
+
+    def _resume(self) -> TillEvent:
+        parked = self.engine.parked_list()
+        if not parked:
+            raise NotFound("There is no parked sale to resume")
+        basket = self.engine.resume(parked[0].park_id)
+        total = self.engine.totals().total_minor
+        self._refresh_suggestions()
+        return TillEvent(
+            "resumed",
+            f"sale resumed ({len(basket.lines)} lines) | total {self._money(total)}",
+            {"park_id": parked[0].park_id, "lines": len(basket.lines), "total_minor": total},
+        )
+
+    def _report(self, which: str) -> TillEvent:
+        if which == "Z":
+            if not self.engine.basket.is_empty:
+                raise InvalidInput("Complete or cancel the sale on the counter before the Z report")
+            totals = reports.z_report(self.store, clock=self._clock)
+            title = f"Z report {totals.number}"
+        else:
+            totals = reports.x_report(self.store, clock=self._clock)
+            title = "X report"
+        return TillEvent(
+            "report",
+            f"{title} | {totals.sales_count} sales, {totals.returns_count} returns | "
+            f"net {self._money(totals.net_minor)} | tax {self._money(totals.tax_minor)} | "
+            f"cash expected {self._money(totals.cash_expected_minor)}",
+            totals.to_json(),
+        )
+
+    def _reprint(self) -> TillEvent:
+        row = self.store.query_one(
+            "SELECT sale_id, receipt_number, kind, payload FROM sales ORDER BY rowid DESC LIMIT 1"
+        )
+        if row is None:
+            raise NotFound("There is no receipt to reprint: no sale was made at this till yet")
+        sale_id, number, kind, payload = str(row[0]), str(row[1]), str(row[2]), str(row[3])
+        job = self.store.query_one(
+            "SELECT document FROM print_jobs WHERE sale_id = ? AND copy = 0 AND document IS NOT "
+            "NULL ORDER BY created_at LIMIT 1",
+            (sale_id,),
+        )
+        document = self._copy_document(None if job is None else str(job[0]), kind, payload)
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO print_jobs(job_id, sale_id, kind, copy, status, created_at, document)"
+                " VALUES (?, ?, ?, 1, 'pending', ?, ?)",
+                [str(uuid.uuid4()), sale_id, kind, self._clock().isoformat(), document],
+            )
+        return TillEvent(
+            "reprint_queued",
+            f"reprint of receipt {number} queued",
+            {"sale_id": sale_id, "receipt_number": number},
+        )
+
+    def _copy_document(self, original: str | None, kind: str, payload: str) -> str:
+        """The receipt to print again, marked as a copy."""
+        if original is not None:
+            try:
+                receipt = Receipt.model_validate_json(original)
+                return receipt.model_copy(update={"copy_": True}).model_dump_json(by_alias=True)
+            except ValidationError:
+                log.warning("the stored receipt is unreadable; rebuilding it from the sale")
+        shop = self.engine.shop
+        if kind == "return":
+            ret = Return.model_validate_json(payload)
+            rebuilt = receipt_from_return(ret, shop, copy=True)
+        else:
+            rebuilt = receipt_from_sale(Sale.model_validate_json(payload), shop, copy=True)
+        return rebuilt.model_dump_json(by_alias=True)
+
+    # -- returns -------------------------------------------------------------------------------
+
+    def _start_return(self, receipt_number: str) -> TillEvent:
+        if self.return_draft is not None:
+            raise InvalidInput(_IN_RETURN)
+        if not self.engine.basket.is_empty:
+            raise InvalidInput("Complete or cancel the sale on the counter before taking a return")
+        draft = self.engine.start_return(receipt_number)
+        draft.select_all()
+        if not draft.selected:
+            raise InvalidInput(
+                f"Everything on receipt {draft.sale.receipt_number} was already returned"
+            )
+        self.return_draft = draft
+        count = sum(draft.selected.values())
+        total = draft.total_minor
+        return TillEvent(
+            "return_started",
+            f"return of receipt {draft.sale.receipt_number}: {count} item"
+            f"{'s' if count != 1 else ''}, refund {self._money(total)} | CMD-PAY-CASH or "
+            "CMD-PAY-CARD refunds, CMD-CANCEL stops",
+            {
+                "receipt_number": draft.sale.receipt_number,
+                "sale_id": str(draft.sale.sale_id),
+                "items": count,
+                "refund_minor": total,
+            },
+        )
+
+    def _return_command(self, name: str, amount: int | None, command: str) -> TillEvent:
+        draft = self.return_draft
+        assert draft is not None
+        if name == "TOTAL":
+            return TillEvent(
+                "total",
+                f"refund {self._money(draft.total_minor)} for receipt {draft.sale.receipt_number}",
+                {"refund_minor": draft.total_minor},
+            )
+        if name == "CANCEL":
+            self.return_draft = None
+            return TillEvent(
+                "cancelled",
+                f"return of receipt {draft.sale.receipt_number} cancelled",
+                {"receipt_number": draft.sale.receipt_number},
+            )
+        if name == "X":
+            return self._report("X")
+        if name == "REPRINT":
+            return self._reprint()
+        if name not in ("PAY-CASH", "PAY-CARD"):
+            raise InvalidInput(_IN_RETURN)
+        if amount is not None:
+            raise InvalidInput(
+                f"CMD-{command}: a refund is always the return's total; scan CMD-{name}"
+            )
+        kind: Literal["cash", "card"] = "cash" if name == "PAY-CASH" else "card"
+        reference = self._card_reference() if kind == "card" else None
+        try:
+            ret = self.engine.complete_return(draft, tender_kind=kind, reference=reference)
+        except StorageError as exc:
+            return TillEvent(
+                "not_saved",
+                f"not saved: {exc.message} The return is kept: once space is freed, scan "
+                f"CMD-{name} again",
+            )
+        self.return_draft = None
+        self.sync.kick()
+        return TillEvent(
+            "return_complete",
+            f"return complete {ret.receipt_number} | refund {kind} "
+            f"{self._money(ret.total_minor)} | original {draft.sale.receipt_number}",
+            {
+                "return_id": str(ret.return_id),
+                "receipt_number": ret.receipt_number,
+                "original_receipt_number": draft.sale.receipt_number,
+                "refund_minor": ret.total_minor,
+            },
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _money(self, amount: int) -> str:
+        shop = self.engine.shop
+        try:
+            return Money(amount, shop.currency).format(shop.locale)
+        except OmnitillError:
+            return f"{amount} {shop.currency} minor units"
+
+    def _refresh_suggestions(self) -> None:
+        n = self.settings.suggestions
+        if n <= 0 or not self.engine.basket.lines:
+            self.suggestions = []
+            return
+        try:
+            self.suggestions = self.engine.suggestions(n)
+        except Exception:  # suggestions are a nicety: they must never fail a scan
+            log.exception("suggestions for the basket failed")
+            self.suggestions = []
+
+    def _suggestion_data(self) -> list[dict[str, Any]]:
+        return [
+            {"sku": s.sku, "name": s.name, "reason": s.reason, "price_minor": s.price_minor}
+            for s in self.suggestions
+        ]
+
+    def _load_shop(self) -> Store:
+        """The store's settings from HQ's feed, or from this till's settings until then."""
+        row = self.store.query_one(
+            "SELECT data FROM store_config WHERE key = ?", (f"store:{self.settings.store_id}",)
+        )
+        text = None if row is None else str(row[0])
+        self._shop_text = text
+        if text is not None:
+            try:
+                return Store.model_validate_json(text)
+            except ValidationError as exc:
+                log.warning("the store configuration from HQ is unreadable (%s)", exc)
+        s = self.settings
+        return Store(
+            store_id=s.store_id,
+            name=s.store_id,
+            currency=s.currency,
+            tax_mode=s.tax_mode,
+            default_region=s.default_region,
+        )
+
+    def _take_up_shop(self) -> None:
+        """Use a store configuration HQ sent since the last sale."""
+        row = self.store.query_one(
+            "SELECT data FROM store_config WHERE key = ?", (f"store:{self.settings.store_id}",)
+        )
+        if (None if row is None else str(row[0])) == self._shop_text:
+            return
+        old = self.engine
+        self.engine = self._new_engine(self._load_shop())
+        self.engine.last_sale, self.engine.last_return = old.last_sale, old.last_return
+        log.info("store configuration updated from HQ")
+
+    def _new_engine(self, shop: Store) -> SaleEngine:
+        return SaleEngine(
+            store=self.store,
+            catalogue=self.catalogue,
+            shop=shop,
+            till_id=self.settings.till_id,
+            cashier_id=self.settings.cashier_id,
+            clock=self._clock,
+            variable_rules=self._rules,
+        )
