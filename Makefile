@@ -7,7 +7,7 @@ EXTRAS ?= dev,postgres
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 PYTEST_ARGS ?=
-DEMO_DIR ?= demo-data
+DEMO_DIR ?= demo-store
 
 export QT_QPA_PLATFORM ?= offscreen
 
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/omnitill demo-data --out $(DEMO_DIR)
+	$(BIN)/omnitill demo --dir $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

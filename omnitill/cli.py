@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edge_agent.cli:till",
         "Run a till (headless with --headless; the cashier's screen comes later)",
     ),
+    "demo": (
+        "omnitill.demo:demo",
+        "Run the whole store on this machine: HQ, a till and Maria's story.",
+    ),
     "demo-data": (
         "hardware_sim.demo_data_cli:demo_data",
         "Generate a deterministic demo chain: stores, catalogue, customers, orders, web events.",
@@ -75,3 +79,6 @@ def main(log_level: str) -> None:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if log_level.upper() != "DEBUG":
+        # One line per HTTP request drowns what matters; --log-level DEBUG shows them.
+        logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -6,11 +6,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sync_server.api.deps import AdminDep, DbDep
 from sync_server.api.errors import error_responses
 from sync_server.db.schema import (
+    dirty_cards,
     events,
     orders,
     products,
@@ -33,6 +34,7 @@ class Stats(BaseModel):
     tills: int
     events: int
     quarantined_ops: int
+    cards_pending: int = Field(description="Customer cards waiting to be rebuilt for tills")
 
 
 @router.get(
@@ -61,6 +63,7 @@ def stats(_: AdminDep, db: DbDep) -> Stats:
             tills=count(tills, tills.c.revoked_at.is_(None)),
             events=count(events),
             quarantined_ops=count(quarantine),
+            cards_pending=count(dirty_cards),
         )
 
 
