@@ -7,11 +7,16 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sync_server.api.deps import DbDep, MetricsDep
+from sync_server.api.errors import error_responses
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness and database reachability")
+@router.get(
+    "/healthz",
+    summary="Liveness and database reachability",
+    responses=error_responses(503),
+)
 def healthz(db: DbDep) -> dict[str, str]:
     with db.read() as conn:
         conn.execute(sa.text("SELECT 1"))

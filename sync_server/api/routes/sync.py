@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from shared.protocol import DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, PullPage, PushRequest, PushResponse
@@ -47,7 +47,10 @@ PUSH_EXAMPLE = {
     ),
 )
 def push(
-    request: Annotated[PushRequest, {"examples": [PUSH_EXAMPLE]}],
+    request: Annotated[
+        PushRequest,
+        Body(openapi_examples={"event": {"summary": "One in-store event", "value": PUSH_EXAMPLE}}),
+    ],
     till: CurrentTill,
     db: DbDep,
     metrics: MetricsDep,
@@ -59,11 +62,38 @@ def push(
     return outcome.response
 
 
+PULL_EXAMPLE = {
+    "changes": [
+        {
+            "entity": "product",
+            "key": "SKU-00042",
+            "action": "upsert",
+            "data": {"sku": "SKU-00042", "name": "Organic T-Shirt", "price_minor": 1999},
+            "reason": None,
+            "merged_into": None,
+        },
+        {
+            "entity": "customer",
+            "key": "0b7e2c1d-8f8a-4a47-9a51-5a3f1f0f5b10",
+            "action": "delete",
+            "data": None,
+            "reason": "merged",
+            "merged_into": "5f2a8c3e-1d4b-4e6f-9a7b-2c3d4e5f6a7b",
+        },
+    ],
+    "cursor": "v1.0.1234",
+    "has_more": True,
+}
+
+
 @router.get(
     "/pull",
     response_model=PullPage,
     summary="Read the next page of the change feed",
-    responses=error_responses(401, 409, 422, 503),
+    responses={
+        200: {"content": {"application/json": {"example": PULL_EXAMPLE}}},
+        **error_responses(401, 409, 422, 503),
+    },
     description=(
         "Changes of HQ-owned data for the till's store, in commit order: catalogue, prices, "
         "store config, customer cards, recommendation lists and tombstones (`action: delete` "
