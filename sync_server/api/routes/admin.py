@@ -75,7 +75,9 @@ def list_tills(_: AdminDep, db: DbDep) -> list[dict[str, Any]]:
 
 
 @router.delete(
-    "/tills/{till_id}", summary="Revoke a till's token", responses=error_responses(401, 403, 404)
+    "/tills/{till_id}",
+    summary="Revoke a till's token",
+    responses=error_responses(401, 403, 404, 422),
 )
 def revoke_till(till_id: str, _: AdminDep, db: DbDep) -> dict[str, str]:
     till_service.revoke_till(db, till_id)
