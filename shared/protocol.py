@@ -22,14 +22,16 @@ downstream tables (never its outbox).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter
+from pydantic import AfterValidator, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from shared.customer import ConsentEvent, CustomerIdentifierModel
-from shared.errors import InvalidInput, UnknownOpType
+from shared.errors import IdentifierError, InvalidInput, UnknownOpType
+from shared.identifiers import normalize_email
+from shared.receipt import Receipt
 from shared.sale import Return, Sale
 from shared.wire import PlainText, Sku, TillId, UtcDatetime, WireModel
 
@@ -39,7 +41,7 @@ MAX_PUSH_OPS = 500
 DEFAULT_PULL_LIMIT = 500
 MAX_PULL_LIMIT = 5000
 
-OpType = Literal["sale", "return", "customer_patch", "event"]
+OpType = Literal["sale", "return", "customer_patch", "event", "receipt_email"]
 OpStatus = Literal["applied", "duplicate", "rejected"]
 EntityName = Literal[
     "store", "product", "price", "customer", "recommendation", "config", "merchandising"
@@ -114,13 +116,41 @@ class InStoreEvent(WireModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-OpPayload = Sale | Return | CustomerPatch | InStoreEvent
+def _email_address(value: str) -> str:
+    try:
+        return normalize_email(value)
+    except IdentifierError as exc:  # pydantic reports ValueError, not our errors
+        raise ValueError(exc.message) from exc
+
+
+class ReceiptEmail(WireModel):
+    """A customer asked for their receipt by email: HQ sends it (see docs/hardware.md).
+
+    ``email_id`` is made at the till and names the message for good: HQ queues one mail per
+    ``email_id`` and sends it with ``Message-ID: <email_id@omnitill>``, so a retried op or a
+    retried delivery is never a second mail. ``receipt`` is the same document as the paper
+    receipt, suggestions included. ``consent_marketing`` is what the customer answered at the
+    till; the till records it as a consent event in a ``customer_patch`` written before this op,
+    and HQ decides on marketing content from its consent history when it sends.
+    """
+
+    email_id: UUID
+    sale_id: UUID
+    address: Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email_address)]
+    consent_marketing: bool = False
+    receipt: Receipt
+    customer_id: UUID | None = None
+    at: UtcDatetime
+
+
+OpPayload = Sale | Return | CustomerPatch | InStoreEvent | ReceiptEmail
 
 _PAYLOADS: dict[str, TypeAdapter[Any]] = {
     "sale": TypeAdapter(Sale),
     "return": TypeAdapter(Return),
     "customer_patch": TypeAdapter(CustomerPatch),
     "event": TypeAdapter(InStoreEvent),
+    "receipt_email": TypeAdapter(ReceiptEmail),
 }
 
 
@@ -134,6 +164,71 @@ def parse_op_payload(op_type: str, payload: dict[str, Any]) -> OpPayload:
     except PydanticValidationError as exc:
         raise InvalidInput(f"Invalid {op_type} payload: {describe_validation_error(exc)}") from exc
     return result
+
+
+class _TypedOp(WireModel):
+    op_id: UUID
+    seq: int = Field(ge=1, lt=2**63)
+    created_at: UtcDatetime | None = None
+
+
+class _SaleOp(_TypedOp):
+    type: Literal["sale"]
+    payload: Sale
+
+
+class _ReturnOp(_TypedOp):
+    type: Literal["return"]
+    payload: Return
+
+
+class _PatchOp(_TypedOp):
+    type: Literal["customer_patch"]
+    payload: CustomerPatch
+
+
+class _EventOp(_TypedOp):
+    type: Literal["event"]
+    payload: InStoreEvent
+
+
+class _ReceiptEmailOp(_TypedOp):
+    type: Literal["receipt_email"]
+    payload: ReceiptEmail
+
+
+class _TypedPush(WireModel):
+    till_id: TillId
+    ops: tuple[
+        Annotated[
+            _SaleOp | _ReturnOp | _PatchOp | _EventOp | _ReceiptEmailOp,
+            Field(discriminator="type"),
+        ],
+        ...,
+    ] = Field(min_length=1)
+
+
+def parse_push(body: bytes | str) -> tuple[PushRequest, list[OpPayload] | None]:
+    """Read a push body: the envelope, and every payload when all of them are valid.
+
+    The common case (every op valid) is one pass of pydantic's JSON parser straight into the
+    payload models. When any payload is invalid, only the envelope is validated here (a bad
+    envelope raises ``pydantic.ValidationError``) and the payloads come back as ``None``: the
+    caller validates each op on its own, so one bad op is rejected alone.
+    """
+    try:
+        typed = _TypedPush.model_validate_json(body)
+    except PydanticValidationError:
+        return PushRequest.model_validate_json(body), None
+    ops = tuple(
+        Op.model_construct(
+            op_id=op.op_id, seq=op.seq, type=op.type, payload={}, created_at=op.created_at
+        )
+        for op in typed.ops
+    )
+    return PushRequest.model_construct(till_id=typed.till_id, ops=ops), [
+        op.payload for op in typed.ops
+    ]
 
 
 def describe_validation_error(exc: PydanticValidationError, *, limit: int = 5) -> str:

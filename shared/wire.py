@@ -10,6 +10,7 @@ Every model that crosses the network is a pydantic v2 model that:
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -33,8 +34,11 @@ MAX_MINOR = 10**15
 MinorUnits = Annotated[StrictInt, Field(ge=-MAX_MINOR, le=MAX_MINOR)]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _no_control_characters(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise ValueError("must not contain control characters (a garbled scan or a NUL byte)")
     return value
 

@@ -21,6 +21,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from omnitill import __version__
+from shared.protocol import PushRequest
 from sync_server.api import errors
 from sync_server.api.routes import admin, customers, health, sync
 from sync_server.config import Settings, load_settings
@@ -138,8 +139,27 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     for router in (sync.router, customers.router, admin.router, health.router):
         app.include_router(router)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    _document_raw_bodies(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Put the models of bodies that routes parse themselves (the push) into the OpenAPI schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        model = PushRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in model.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components["PushRequest"] = model
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _purge(db: Database, retention_days: int) -> bool:

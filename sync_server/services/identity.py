@@ -38,11 +38,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shared.errors import IdentifierError, InvalidInput, NotFound, ProtocolError
@@ -55,6 +53,7 @@ from shared.identifiers import (
 )
 from shared.protocol import CustomerPatch
 from shared.wire import utc_now
+from sync_server.db.bulk import insert_ignore
 from sync_server.db.schema import (
     changes,
     consent_events,
@@ -80,12 +79,6 @@ CUSTOMER_FIELDS = frozenset(
     {"first_name", "last_name", "age_band", "region", "home_store", "birth_date", "language"}
 )
 DEFAULT_THRESHOLD = 3
-
-
-def insert_ignore(conn: Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).prefix_with("OR IGNORE")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ from shared.hlc import HybridLogicalClock
 from shared.identifiers import Identifier, normalize_identifier
 from shared.money import minor_units
 from shared.wire import utc_now
+from sync_server.db.bulk import bulk_insert, insert_ignore
 from sync_server.db.engine import Database
 from sync_server.db.schema import (
     consent_events,
@@ -416,41 +417,10 @@ def _store_id(name: str, text: str) -> str:
     return text
 
 
-def _insert_ignore(conn: Connection, table: sa.Table) -> Any:
-    return identity.insert_ignore(conn, table)
-
-
 def _bulk_insert(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, ignore: bool = True
 ) -> None:
-    """``INSERT`` (skipping rows already there unless ``ignore`` is false) through the driver's
-    ``executemany`` directly.
-
-    At a million rows SQLAlchemy's per-row parameter handling costs more than the database's
-    insert; applying the column types' own bind processors keeps the stored form identical.
-    """
-    if not rows:
-        return
-    names = list(rows[0])
-    dialect = conn.dialect
-    stmt = _insert_ignore(conn, table) if ignore else table.insert()
-    compiled = stmt.compile(dialect=dialect, column_keys=names)
-    procs = [(n, table.c[n].type.bind_processor(dialect)) for n in names]
-    if compiled.positiontup is not None:
-        order = [names.index(n) for n in compiled.positiontup]
-        tuples = []
-        for row in rows:
-            values = [row[n] if p is None or row[n] is None else p(row[n]) for n, p in procs]
-            tuples.append(tuple(values[i] for i in order))
-        conn.exec_driver_sql(compiled.string, tuples)
-    else:
-        conn.exec_driver_sql(
-            compiled.string,
-            [
-                {n: row[n] if p is None or row[n] is None else p(row[n]) for n, p in procs}
-                for row in rows
-            ],
-        )
+    bulk_insert(conn, table, rows, ignore=ignore)
 
 
 def _large_cache(conn: Connection) -> None:
@@ -1080,7 +1050,7 @@ class _CustomerWriter:
             }
             new = [h for h in homes if (h["customer_id"], h["store_id"]) not in cached]
             if new:
-                conn.execute(_insert_ignore(conn, customer_stores), new)
+                conn.execute(insert_ignore(conn, customer_stores), new)
                 changed |= {h["customer_id"] for h in new}
         identity.mark_dirty(conn, changed, now=now)
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -46,6 +46,7 @@ from shared.protocol import (
     CustomerPatch,
     InStoreEvent,
     Op,
+    OpPayload,
     OpResult,
     PushRequest,
     PushResponse,
@@ -53,6 +54,7 @@ from shared.protocol import (
 )
 from shared.sale import Return, Sale, check_return_totals, check_totals
 from shared.wire import utc_now
+from sync_server.db.bulk import bulk_insert
 from sync_server.db.engine import Database
 from sync_server.db.schema import (
     events,
@@ -98,11 +100,18 @@ class PushOutcome:
 
 
 def apply_push(
-    db: Database, till: Till, request: PushRequest, *, backlog: int | None = None
+    db: Database,
+    till: Till,
+    request: PushRequest,
+    *,
+    backlog: int | None = None,
+    payloads: Sequence[OpPayload] | None = None,
 ) -> PushOutcome:
     """Apply one push from ``till``; see the module docstring for the rules.
 
     ``backlog`` is the till's own count of ops still waiting in its outbox, for monitoring.
+    ``payloads``, when given, are the ops' payloads already validated (``parse_push``), in the
+    order of ``request.ops``.
     """
     if request.till_id != till.till_id:
         raise PermissionDenied(
@@ -117,13 +126,19 @@ def apply_push(
         raise InvalidInput("The same op_id appears twice in one push")
     try:
         with db.write() as conn:
-            return _apply(conn, till, request, backlog)
+            return _apply(conn, till, request, backlog, payloads)
     except IntegrityError as exc:
         # Only reachable when another process stored one of these op_ids for another till.
         raise Conflict(f"Push conflicts with stored ops: {exc.orig}") from exc
 
 
-def _apply(conn: Connection, till: Till, request: PushRequest, backlog: int | None) -> PushOutcome:
+def _apply(
+    conn: Connection,
+    till: Till,
+    request: PushRequest,
+    backlog: int | None,
+    payloads: Sequence[OpPayload] | None,
+) -> PushOutcome:
     query = sa.select(tills.c.last_seq).where(tills.c.till_id == till.till_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -142,7 +157,8 @@ def _apply(conn: Connection, till: Till, request: PushRequest, backlog: int | No
     now = utc_now()
     batch = _Batch(store_id=till.store_id)
     results: list[OpResult] = []
-    for op in request.ops:
+    for index, op in enumerate(request.ops):
+        parsed = payloads[index] if payloads is not None else None
         if op.op_id in known:
             stored = known[op.op_id]
             if stored.status == "applied":
@@ -164,7 +180,7 @@ def _apply(conn: Connection, till: Till, request: PushRequest, backlog: int | No
                     "till_id": till.till_id,
                     "seq": op.seq,
                     "type": op.type,
-                    "payload": json.dumps(op.payload),
+                    "payload": parsed.model_dump_json() if parsed else json.dumps(op.payload),
                     "reason": reason,
                     "received_at": now,
                 }
@@ -188,7 +204,7 @@ def _apply(conn: Connection, till: Till, request: PushRequest, backlog: int | No
                 len(request.ops) - len(results),
             )
             break
-        error = _apply_op(conn, till, op, batch, now)
+        error = _apply_op(conn, till, op, parsed, batch, now)
         status = "applied" if error is None else "rejected"
         batch.ops.append(
             {
@@ -225,10 +241,17 @@ def _count(batch: _Batch, status: str) -> None:
     batch.verdicts[status] = batch.verdicts.get(status, 0) + 1
 
 
-def _apply_op(conn: Connection, till: Till, op: Op, batch: _Batch, now: datetime) -> str | None:
+def _apply_op(
+    conn: Connection,
+    till: Till,
+    op: Op,
+    parsed: OpPayload | None,
+    batch: _Batch,
+    now: datetime,
+) -> str | None:
     """Apply one op's effects (buffered in ``batch``); return a rejection reason or None."""
     try:
-        payload = parse_op_payload(op.type, op.payload)
+        payload = parsed if parsed is not None else parse_op_payload(op.type, op.payload)
         if isinstance(payload, Sale):
             _sale(conn, till, payload, batch, now)
         elif isinstance(payload, Return):
@@ -346,17 +369,11 @@ def _flush(conn: Connection, batch: _Batch) -> None:
         (ops, batch.ops),
     ):
         if rows:
-            conn.execute(table.insert(), rows)
+            bulk_insert(conn, table, rows)
             rows.clear()
     if batch.events:
-        conn.execute(_insert_ignore(conn, events), batch.events)
+        bulk_insert(conn, events, batch.events, ignore=True)
         batch.events.clear()
     if batch.customers:
         identity.customers_changed(conn, batch.customers, store_id=batch.store_id)
         batch.customers.clear()
-
-
-def _insert_ignore(conn: Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).prefix_with("OR IGNORE")
