@@ -7,21 +7,27 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.concurrency import run_in_threadpool
 
 from shared.customer import CustomerCard
 from shared.errors import NotFound
 from sync_server.api.deps import AdminDep, CurrentTill, DbDep
 from sync_server.api.errors import error_responses
-from sync_server.db.schema import customer_stores, stores
+from sync_server.db.engine import Database
+from sync_server.db.schema import changes, stores
 from sync_server.services import cards, identity
 from sync_server.services.tills import Till
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
 
-def _lookup(db: Any, till: Till, text: str) -> CustomerCard:
+def _lookup(db: Database, till: Till, text: str) -> tuple[CustomerCard, UUID | None]:
+    """The card for what was scanned, and the customer id if this store must start caching it.
+
+    Reads only: the card comes from the change feed, where the card worker keeps every cached
+    customer's card current; only a customer no store caches yet has their card built here.
+    """
     with db.read() as conn:
         data = conn.execute(
             sa.select(stores.c.data).where(stores.c.store_id == till.store_id)
@@ -31,20 +37,28 @@ def _lookup(db: Any, till: Till, text: str) -> CustomerCard:
         customer = identity.find_customer(conn, ident)
         if customer is None:
             raise NotFound(f"No customer with {ident.kind} {ident.value}")
-        card = cards.build_card(conn, customer)
-        if card is None:
-            raise NotFound(f"No customer with {ident.kind} {ident.value}")
-        cached_here = conn.execute(
-            sa.select(customer_stores.c.store_id).where(
-                customer_stores.c.customer_id == customer,
-                customer_stores.c.store_id == till.store_id,
-            )
-        ).first()
-    if cached_here is None:
-        # From now on this store's tills get the card (and its updates) on the feed.
-        with db.write() as conn:
-            identity.customers_changed(conn, {customer}, store_id=till.store_id)
-    return card
+        scopes = dict(
+            conn.execute(
+                sa.select(changes.c.scope, changes.c.data).where(
+                    changes.c.entity == "customer",
+                    changes.c.key == str(customer),
+                    changes.c.action == "upsert",
+                )
+            ).all()
+        )
+        if scopes:
+            card = CustomerCard.model_validate_json(next(iter(scopes.values())))
+        else:
+            built = cards.build_card(conn, customer)
+            if built is None:
+                raise NotFound(f"No customer with {ident.kind} {ident.value}")
+            card = built
+    return card, (None if till.store_id in scopes else customer)
+
+
+def _start_caching(db: Database, customer: UUID, store_id: str) -> None:
+    with db.write() as conn:
+        identity.customers_changed(conn, {customer}, store_id=store_id)
 
 
 @router.get(
@@ -62,11 +76,17 @@ def _lookup(db: Any, till: Till, text: str) -> CustomerCard:
 async def lookup(
     till: CurrentTill,
     db: DbDep,
+    background: BackgroundTasks,
     identifier: Annotated[
         str, Query(min_length=1, max_length=320, examples=["email:maria@example.com"])
     ],
 ) -> CustomerCard:
-    return await run_in_threadpool(_lookup, db, till, identifier)
+    card, new_here = await run_in_threadpool(_lookup, db, till, identifier)
+    if new_here is not None:
+        # After the answer: from now on this store's tills get the card and its updates on the
+        # feed. Should this process stop before, the next lookup from the store does it again.
+        background.add_task(_start_caching, db, new_here, till.store_id)
+    return card
 
 
 @router.get(
