@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= server,till,postgres,dev
+EXTRAS ?= server,till,sim,postgres,dev
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 PYTEST_ARGS ?=

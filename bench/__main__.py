@@ -14,7 +14,7 @@ import sys
 
 from bench.report import save
 
-BENCHMARKS = ["demo_data", "ingest", "pull", "lookup"]
+BENCHMARKS = ["demo_data", "ingest", "pull", "lookup", "email", "receipts", "till"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,6 +108,55 @@ TARGETS: list[Target] = [
         "<=",
         20,
     ),
+    Target(
+        "email_render_ms",
+        "Receipt mail rendered (text and HTML parts, serialized), 20 lines: median of 1,000",
+        "ms",
+        "<=",
+        10,
+    ),
+    Target(
+        "receipt_render_ms",
+        "Paper receipt rendered as ESC/POS bytes (80 mm, python-escpos), 20 lines: median of 1,000",
+        "ms",
+        "<=",
+        10,
+    ),
+    Target(
+        "till_scan_p99_ms",
+        "Till scan with a 20-line basket (lookup, basket, totals, suggestions), 200k products: p99",
+        "ms",
+        "<=",
+        2,
+    ),
+    Target(
+        "till_scan_ratio_to_raw",
+        "Till scan p99 over the p99 of the same scans' SQLite statements run raw",
+        "x raw",
+        "<=",
+        3,
+    ),
+    Target(
+        "till_customer_lookup_p99_ms",
+        "Till customer lookup (email or loyalty card) in the cache of 1M cards, no HQ: p99",
+        "ms",
+        "<=",
+        2,
+    ),
+    Target(
+        "till_catchup_5000_s",
+        "Till catch-up: 5,000 sales made offline pushed to HQ and acknowledged",
+        "s",
+        "<=",
+        10,
+    ),
+    Target(
+        "till_rss_mb",
+        "Till process peak RSS: the scan and lookup runs above on the big cache",
+        "MB",
+        "<=",
+        250,
+    ),
 ]
 
 

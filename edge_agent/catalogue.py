@@ -11,7 +11,9 @@ in 2 ms at the 99th percentile, with 200k products and 2M recommendation rows), 
   one prepared statement;
 - recommendation lists and product names are cached per reader connection. The cache is
   dropped as soon as anything else commits to the database (``PRAGMA data_version`` changes),
-  so a feed page applied by the sync thread is visible at the next scan;
+  so a feed page applied by the sync thread is visible at the next scan. Lists are kept as
+  plain ``(sku, score, reason)`` tuples, not models: a model per cached item costs the garbage
+  collector objects to walk at every collection, and those collections set the scan's tail;
 - nothing on the scan path scans a table.
 
 Price rules: a ``prices`` row for this store that is valid now overrides a chain-wide row
@@ -34,10 +36,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -46,6 +49,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from edge_agent.store import LocalStore
+from edge_agent.suggestions import ItemTuple
 from shared.recommendations import RecommendedItem
 from shared.wire import utc_now
 
@@ -53,7 +57,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Catalogue", "CatalogueItem"]
 
-_ITEMS = TypeAdapter(list[RecommendedItem])
+_ITEMS = TypeAdapter(tuple[RecommendedItem, ...])
+_ITEM_KEYS = frozenset(RecommendedItem.model_fields)
+_MAX_SKU = 64  # shared.wire.Sku
+_EXACT_INT = 2**53  # larger whole scores are left to the model
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # shared.wire refuses them in a SKU
 
 # Columns 0-8 make the item, 9-14 the two candidate price rows, 15 the active flag.
 _SELECT_ITEM = """
@@ -119,7 +127,7 @@ class _Cache:
 
     conn_id: int = 0
     version: int = -1
-    lists: dict[tuple[str, str], list[RecommendedItem]] = field(default_factory=dict)
+    lists: dict[tuple[str, str], tuple[ItemTuple, ...]] = field(default_factory=dict)
     names: dict[str, str | None] = field(default_factory=dict)
 
 
@@ -145,6 +153,55 @@ def _next_prefix(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+def _models(items: Iterable[ItemTuple]) -> list[RecommendedItem]:
+    # Already validated when the list was read: no need to check the fields again.
+    return [
+        RecommendedItem.model_construct(sku=sku, score=score, reason=reason)
+        for sku, score, reason in items
+    ]
+
+
+def _plain_item(data: object) -> ItemTuple | None:
+    """An item exactly as ``RecommendedItem`` would read it, or None when it needs the model's
+    own judgement (coercion, stripping, or an error)."""
+    if type(data) is not dict or not _ITEM_KEYS.issuperset(data):
+        return None
+    sku, score, reason = data.get("sku"), data.get("score"), data.get("reason")
+    if (
+        type(sku) is not str
+        or not 0 < len(sku) <= _MAX_SKU
+        or sku != sku.strip()
+        or _CONTROL.search(sku)
+        or not (
+            (type(score) is float and 0 <= score < math.inf)
+            or (type(score) is int and 0 <= score <= _EXACT_INT)
+        )
+    ):
+        return None
+    if reason is not None and (type(reason) is not str or reason != reason.strip()):
+        return None
+    return (sku, float(score), reason)
+
+
+def parse_list(text: str | bytes) -> tuple[ItemTuple, ...]:
+    """A recommendation list's JSON as ``(sku, score, reason)`` tuples, checked as HQ's
+    ``RecommendedItem`` s; raises ``ValidationError`` (or ``TypeError``) as the model does.
+
+    A new list is read on most scans (the newest item's), so the plain case (items exactly as HQ
+    writes them) is checked here, five times faster than building and dropping a model per item;
+    anything else goes through the model itself, which decides.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None  # the model says what is wrong with it
+    if type(data) is list:
+        plain = [_plain_item(item) for item in data]
+        if None not in plain:
+            return tuple(plain)  # type: ignore[arg-type]  # None is not in it
+    return tuple([(i.sku, i.score, i.reason) for i in _ITEMS.validate_json(text)])
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 query that matches every word of ``text`` as a prefix; None when it has none.
 
@@ -155,6 +212,31 @@ def fts_query(text: str) -> str | None:
     if not words:
         return None
     return " ".join('"' + word.replace('"', '""') + '"*' for word in words[:16])
+
+
+class _LazyNames(Mapping[str, str]):
+    """Names looked up when first asked for, through one cache (see ``Catalogue.lazy_names``)."""
+
+    def __init__(self, catalogue: Catalogue, cache: _Cache) -> None:
+        self._catalogue = catalogue
+        self._cache = cache
+
+    def __getitem__(self, sku: str) -> str:
+        name: str | None = self.get(sku)
+        if name is None:
+            raise KeyError(sku)
+        return name
+
+    def get(self, sku: str, default: Any = None) -> Any:
+        # Mapping.get would go through __getitem__ and a KeyError: this runs on every scan.
+        name = self._catalogue._name(self._cache, sku)
+        return default if name is None else name
+
+    def __iter__(self) -> Iterator[str]:
+        return (sku for sku, name in self._cache.names.items() if name is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for name in self._cache.names.values() if name is not None)
 
 
 class Catalogue:
@@ -241,7 +323,15 @@ class Catalogue:
 
     def name_of(self, sku: str) -> str | None:
         """The name of one SKU (cached), or None when the till does not sell it."""
-        cache = self._cache()
+        return self._name(self._cache(), sku)
+
+    def lazy_names(self) -> Mapping[str, str]:
+        """Names of the SKUs the till sells, each looked up when first asked for (what
+        ``suggest_for_basket`` wants). The cache is checked once, here: use the mapping for one
+        piece of work (a scan's suggestions), then drop it."""
+        return _LazyNames(self, self._cache())
+
+    def _name(self, cache: _Cache, sku: str) -> str | None:
         if sku in cache.names:
             return cache.names[sku]
         row = self._store.query_one(_NAME, (sku,))
@@ -253,30 +343,37 @@ class Catalogue:
 
     def also_bought(self, sku: str) -> list[RecommendedItem]:
         """What people who bought ``sku`` also bought, best first (empty when HQ sent none)."""
-        return list(self._list(self._cache(), "also_bought", sku))
+        return _models(self._list(self._cache(), "also_bought", sku))
 
-    def also_bought_for(self, skus: Iterable[str]) -> dict[str, list[RecommendedItem]]:
-        """``also_bought`` for several SKUs at once (one cache check for all).
+    def also_bought_for(self, skus: Iterable[str]) -> dict[str, tuple[ItemTuple, ...]]:
+        """``also_bought`` for several SKUs at once, as ``(sku, score, reason)`` tuples: the scan
+        path's form (one cache check for all, no objects made).
 
-        The lists are the cache's own, shared with later calls: read them, never change them.
+        The lists are the cache's own tuples, the same objects at every call until the cache is
+        dropped (``suggest_for_basket`` remembers its work on a list by that identity).
         """
         cache = self._cache()
         return {sku: self._list(cache, "also_bought", sku) for sku in dict.fromkeys(skus)}
 
     def personal(self, customer_id: str) -> list[RecommendedItem]:
         """HQ's personal list for a customer (following a merge to the surviving customer)."""
+        return _models(self.personal_for(customer_id))
+
+    def personal_for(self, customer_id: str) -> tuple[ItemTuple, ...]:
+        """:meth:`personal` as the cache's ``(sku, score, reason)`` tuples (the scan path's)."""
         cache = self._cache()
         items = self._list(cache, "personal", customer_id)
         if not items:
             alias = self._store.query_one(_ALIAS, (customer_id,))
             if alias is not None and str(alias[0]) != customer_id:
                 items = self._list(cache, "personal", str(alias[0]))
-        return list(items)
+        return items
 
     def bestsellers(self, category: str | None = None) -> list[RecommendedItem]:
         """This store's bestsellers in ``category`` (key ``store_id/category``), or overall
         (key ``store_id/*``) when no category is given."""
-        return list(self._list(self._cache(), "bestsellers", f"{self.store_id}/{category or '*'}"))
+        key = f"{self.store_id}/{category or '*'}"
+        return _models(self._list(self._cache(), "bestsellers", key))
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -334,15 +431,15 @@ class Catalogue:
             cache.names.clear()
         cache.names[sku] = name
 
-    def _list(self, cache: _Cache, kind: str, key: str) -> list[RecommendedItem]:
+    def _list(self, cache: _Cache, kind: str, key: str) -> tuple[ItemTuple, ...]:
         cached = cache.lists.get((kind, key))
         if cached is not None:
             return cached
         row = self._store.query_one(_LIST, (kind, key))
-        items: list[RecommendedItem] = []
+        items: tuple[ItemTuple, ...] = ()
         if row is not None:
             try:
-                items = _ITEMS.validate_json(row[0])
+                items = parse_list(row[0])
             except ValidationError:
                 # One bad list from HQ must not stop the till from selling.
                 log.warning("ignoring a malformed %s list for %s", kind, key)

@@ -12,6 +12,9 @@ Output lines
   (``HQ via zeroconf`` without a URL, ``HQ none (no token)`` without a token);
 - one line per scan: the :class:`~edge_agent.till.TillEvent` message (errors start with
   ``failed scan:``, ``unknown product:``, ``refused:``, ``not saved:`` or ``error:``);
+- ``EMAIL <address> [consent]`` on a line of its own is not a scan: it emails the last receipt
+  to the address through HQ (:meth:`~edge_agent.till.Till.email_receipt`; ``consent`` when the
+  customer agreed to offers by email) and answers ``email of receipt ... queued for ...``;
 - ``stopped | 0 ops waiting for HQ | 0 print jobs waiting`` when it ends.
 
 A ``sale complete`` line is written only after the sale and its outbox op are committed to the
@@ -31,16 +34,17 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from datetime import datetime
 from typing import Final, Literal, TextIO
 
 from edge_agent.scanner import Scanner
-from edge_agent.till import Till, TillStatus
+from edge_agent.till import Till, TillEvent, TillStatus
 from shared.wire import utc_now
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_PENDING", "EXIT_USAGE", "run_headless"]
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_PENDING", "EXIT_USAGE", "handle_line", "run_headless"]
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +61,28 @@ _POLL_S = 0.1
 
 Item = tuple[Literal["scan", "error", "end"], str]
 
+#: ``EMAIL <address> [consent]``: a typed request, not a barcode (addresses do not scan well).
+_EMAIL_LINE = re.compile(r"EMAIL(?:\s+(\S+)(?:\s+(\S+))?)?", re.IGNORECASE)
+
 
 def _emit(out: TextIO, line: str) -> None:
     out.write(" ".join(line.split("\n")) + "\n")
     out.flush()
+
+
+def handle_line(till: Till, text: str) -> TillEvent:
+    """What one input line does: an ``EMAIL`` request, else a scan."""
+    match = _EMAIL_LINE.fullmatch(text.strip())
+    if match is None:
+        return till.handle_scan(text)
+    address, flag = match[1], match[2]
+    if address is None or (flag is not None and flag.lower() != "consent"):
+        return TillEvent(
+            "refused",
+            "refused: write EMAIL <address>, and 'consent' after it when the customer agrees "
+            "to offers by email (EMAIL maria@example.com consent)",
+        )
+    return till.email_receipt(address, consent_marketing=flag is not None)
 
 
 def _synced_since(status: TillStatus, started: datetime) -> bool:
@@ -123,7 +145,7 @@ def run_headless(
         except queue.Empty:
             continue
         if kind == "scan":
-            _emit(out, till.handle_scan(text).message)
+            _emit(out, handle_line(till, text).message)
         elif kind == "error":
             _emit(out, till.scan_failed(text).message)
         else:

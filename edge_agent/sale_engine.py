@@ -56,11 +56,13 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,7 +72,7 @@ from pydantic import ValidationError
 from edge_agent import outbox
 from edge_agent.catalogue import Catalogue, CatalogueItem
 from edge_agent.store import LocalStore
-from edge_agent.suggestions import Suggestion, suggest_for_basket
+from edge_agent.suggestions import ItemTuple, Suggestion, suggest_for_basket
 from shared.barcodes import (
     DEFAULT_RULES,
     ProductScan,
@@ -79,11 +81,10 @@ from shared.barcodes import (
 )
 from shared.catalogue import Store
 from shared.customer import CustomerCard
-from shared.errors import InvalidInput, NotFound, StorageError
+from shared.errors import InvalidInput, NotFound, OmnitillError, StorageError
 from shared.money import Money
 from shared.protocol import describe_validation_error
 from shared.receipt import ReceiptSuggestion, receipt_from_return, receipt_from_sale
-from shared.recommendations import RecommendedItem
 from shared.sale import (
     Discount,
     DiscountKind,
@@ -316,14 +317,62 @@ def _discount_amount(rule: DiscountRule, remaining: int) -> int:
     return int(rule.value)
 
 
+@lru_cache(maxsize=4096, typed=True)
+def _line_tax(amount: int, rate: Decimal, mode: TaxMode) -> LineTax:
+    # typed: 7, 7.0 and Decimal(7) are equal keys to a plain cache, but a float rate must still
+    # be refused by line_tax. Errors are not cached: every bad call raises.
+    return line_tax(amount, rate, mode)
+
+
+@dataclass(frozen=True, slots=True)
+class _BasketTax:
+    lines: tuple[LineTax, ...]
+    tax: int
+    by_rate: dict[Decimal, LineTax]
+
+
+def _basket_tax(lines: Sequence[tuple[int, Decimal]], mode: TaxMode) -> _BasketTax:
+    """``shared.tax.basket_tax`` for the scan path: the same lines, tax and breakdown per rate.
+
+    The basket is priced again at every scan, and most of its lines did not change: each line's
+    tax is remembered (it depends only on its amount, rate and mode) and the totals are summed
+    as plain integers, without ``basket_tax``'s checks that sums of ``LineTax`` add up (they do by
+    construction here: every line is a checked ``LineTax``). A bad line goes through
+    ``basket_tax`` itself, so its error names the line.
+    """
+    if mode not in ("inclusive", "exclusive"):
+        basket_tax(lines, mode)  # raises TaxError
+    try:
+        taxed = tuple([_line_tax(amount, rate, mode) for amount, rate in lines])
+    except (OmnitillError, TypeError, ArithmeticError):
+        basket_tax(lines, mode)  # raises TaxError or MoneyError naming the line
+        raise
+    sums: dict[Decimal, list[int]] = {}
+    total_tax = 0
+    for (_, rate), line in zip(lines, taxed, strict=True):
+        total_tax += line.tax
+        found = sums.get(rate)
+        if found is None:
+            sums[rate] = [line.net, line.tax, line.gross]
+        else:
+            found[0] += line.net
+            found[1] += line.tax
+            found[2] += line.gross
+    by_rate = {
+        rate: LineTax(net=found[0], tax=found[1], gross=found[2])
+        for rate, found in sorted(sums.items(), key=itemgetter(0))
+    }
+    return _BasketTax(lines=taxed, tax=total_tax, by_rate=by_rate)
+
+
 def price_basket(basket: Basket, *, tax_mode: TaxMode, currency: str) -> BasketTotals:
     """Price every line, spread basket discounts, tax each line; raise InvalidInput when a
     discount is larger than what it applies to."""
     money = _Formatter(currency)
+    bases = [line.base_minor for line in basket.lines]
     remaining: list[int] = []
     line_discounts: list[list[Discount]] = []
-    for line in basket.lines:
-        left = line.base_minor
+    for line, left in zip(basket.lines, bases, strict=True):
         given: list[Discount] = []
         for rule in line.discounts:
             amount = _discount_amount(rule, left)
@@ -364,21 +413,19 @@ def price_basket(basket: Basket, *, tax_mode: TaxMode, currency: str) -> BasketT
                         reason=rule.reason,
                     )
                 )
-    taxed = basket_tax(
+    taxed = _basket_tax(
         [(amount, line.tax_rate) for amount, line in zip(remaining, basket.lines, strict=True)],
         tax_mode,
     )
     priced = tuple(
-        PricedLine(
-            line=line,
-            base_minor=line.base_minor,
-            discounts=tuple(given),
-            amount_minor=amount,
-            tax=tax,
-        )
-        for line, given, amount, tax in zip(
-            basket.lines, line_discounts, remaining, taxed.lines, strict=True
-        )
+        [
+            PricedLine(
+                line=line, base_minor=base, discounts=tuple(given), amount_minor=amount, tax=tax
+            )
+            for line, base, given, amount, tax in zip(
+                basket.lines, bases, line_discounts, remaining, taxed.lines, strict=True
+            )
+        ]
     )
     subtotal = sum(remaining)
     total = subtotal + (taxed.tax if tax_mode == "exclusive" else 0)
@@ -548,29 +595,6 @@ def _checked_rule(kind: object, value: object, reason: object) -> DiscountRule:
     return DiscountRule(
         kind="percent" if kind == "percent" else "amount", value=number, reason=reason.strip()
     )
-
-
-class _LazyNames(Mapping[str, str]):
-    """Names looked up in the catalogue when first asked for (see ``suggest_for_basket``)."""
-
-    def __init__(self, catalogue: Catalogue) -> None:
-        self._catalogue = catalogue
-        self._found: dict[str, str] = {}
-
-    def __getitem__(self, sku: str) -> str:
-        name = self._found.get(sku)
-        if name is None:
-            name = self._catalogue.name_of(sku)
-            if name is None:
-                raise KeyError(sku)
-            self._found[sku] = name
-        return name
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._found)
-
-    def __len__(self) -> int:
-        return len(self._found)
 
 
 class SaleEngine:
@@ -771,20 +795,19 @@ class SaleEngine:
         ``edge_agent.suggestions``)."""
         skus = [s for s in self.basket.scan_order if s != OPEN_PRICE_SKU]
         card = self.basket.customer
-        personal: Sequence[RecommendedItem] = ()
+        personal: Sequence[ItemTuple] = ()
         exclude: set[str] = set()
         if card is not None:
             exclude = {item.sku for item in card.recent_purchases}
-            personal = self.catalogue.personal(str(card.customer_id))
+            personal = self.catalogue.personal_for(str(card.customer_id))
             if not personal and card.recommendations:
                 personal = [
-                    RecommendedItem(sku=sku, score=1.0 / (1 + i))
-                    for i, sku in enumerate(card.recommendations)
+                    (sku, 1.0 / (1 + i), None) for i, sku in enumerate(card.recommendations)
                 ]
         found = suggest_for_basket(
             skus,
             self.catalogue.also_bought_for(skus),
-            names=_LazyNames(self.catalogue),
+            names=self.catalogue.lazy_names(),
             exclude=exclude,
             personal=personal,
             viewed=card.recently_viewed if card is not None else (),
@@ -857,9 +880,13 @@ class SaleEngine:
             )
         draft = self._sale_draft(totals)
         card = self.basket.customer
+        basket_names = {line.sku: line.name for line in self.basket.lines}
         printed = tuple(
             ReceiptSuggestion(
-                sku=s.sku, name=s.name, price_minor=s.price_minor, because_of=s.because_of
+                sku=s.sku,
+                name=s.name,
+                price_minor=s.price_minor,
+                because_of=basket_names.get(s.because_of, s.because_of) if s.because_of else None,
             )
             for s in suggestions
             if s.price_minor is not None

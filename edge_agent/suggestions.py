@@ -1,6 +1,10 @@
 """What to suggest for the basket on the counter, and a reason the cashier can say.
 
 Pure: lists in, ranked suggestions out; the sale engine fetches the lists from the catalogue.
+A list is HQ's ``RecommendedItem`` s or the catalogue's ``(sku, score, reason)`` tuples (see
+:data:`ItemTuple`). This runs on every scan, for every item of every basket item's list, so its
+loops are kept bare; the scaled form of a list the catalogue hands out (an immutable tuple, the
+same object scan after scan) is remembered, not recomputed.
 
 Ranking
 -------
@@ -36,7 +40,7 @@ works and keeps the scan path to a handful of lookups.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
@@ -49,6 +53,8 @@ __all__ = [
     "ONLINE_HALF_LIFE_DAYS",
     "PERSONAL_WEIGHT",
     "VIEWED_BOOST",
+    "ItemTuple",
+    "ListItems",
     "Suggestion",
     "recency_weight",
     "suggest_for_basket",
@@ -88,27 +94,60 @@ def recency_weight(age: int) -> float:
     return 1.0 / (1.0 + age)
 
 
-@dataclass(slots=True)
-class _Candidate:
-    score: float = 0.0
-    best: float = -1.0
-    reason: str = ""
-    because_of: str | None = None
-    price_minor: int | None = None
+#: A list item as the catalogue caches it: ``(sku, score, reason)``. Plain tuples of strings and
+#: floats cost the garbage collector nothing once it has seen them (it stops tracking them),
+#: where a cached pydantic item is two more objects to walk at every collection.
+ItemTuple = tuple[str, float, str | None]
+#: An also-bought or personal list, best first: HQ's items or the catalogue's tuples.
+ListItems = Sequence[RecommendedItem] | Sequence[ItemTuple]
 
-    def add(self, points: float, reason: str, because_of: str | None) -> None:
-        self.score += points
-        if points > self.best:
-            self.best, self.reason, self.because_of = points, reason, because_of
+#: A scaled list: ``(sku, score scaled to the list's best)`` pairs, and each SKU's best scaled
+#: score in the list (to find which basket item contributed most to a candidate).
+_Scaled = tuple[tuple[tuple[str, float], ...], dict[str, float]]
+#: Scaled lists by the identity of the tuple they were computed from (see ``_scaled``).
+_SCALED: dict[int, tuple[ListItems, _Scaled]] = {}
+#: More distinct lists than any basket has; the memo is dropped wholesale when full.
+_SCALED_MAX = 1024
 
 
-def _scaled(items: Sequence[RecommendedItem]) -> list[tuple[str, float]]:
-    top = items[:LIST_DEPTH]
-    best = max((item.score for item in top), default=0.0)
+def _scale(items: ListItems) -> _Scaled:
+    top = [
+        (item[0], item[1]) if isinstance(item, tuple) else (item.sku, item.score)
+        for item in items[:LIST_DEPTH]
+    ]
+    best = max([score for _, score in top], default=0.0)
     if best <= 0:
         # No usable scores: keep HQ's order with gently falling weights.
-        return [(item.sku, 1.0 / (1 + i)) for i, item in enumerate(top)]
-    return [(item.sku, item.score / best) for item in top]
+        pairs = tuple([(sku, 1.0 / (1 + i)) for i, (sku, _) in enumerate(top)])
+    else:
+        pairs = tuple([(sku, score / best) for sku, score in top])
+    by_sku: dict[str, float] = {}
+    for sku, scaled in pairs:
+        if scaled > by_sku.get(sku, -1.0):
+            by_sku[sku] = scaled
+    return pairs, by_sku
+
+
+def _scaled(items: ListItems) -> _Scaled:
+    """The head of a list scaled to its best item (see :data:`_Scaled`).
+
+    A tuple of immutable items (tuples or frozen models) cannot change, so its scaled form is
+    remembered by the tuple's identity: the catalogue hands out the same tuple for a SKU scan
+    after scan, and the basket's other 19 lists then cost nothing to rescale. The memo holds the
+    tuple itself, so its id cannot be reused by another object while it is remembered. Other
+    sequences are scaled every time.
+    """
+    if type(items) is not tuple:
+        return _scale(items)
+    key = id(items)
+    hit = _SCALED.get(key)
+    if hit is not None and hit[0] is items:
+        return hit[1]
+    scaled = _scale(items)
+    if len(_SCALED) >= _SCALED_MAX:
+        _SCALED.clear()
+    _SCALED[key] = (items, scaled)
+    return scaled
 
 
 def _when(at: datetime | None, now: datetime, tz: tzinfo) -> str:
@@ -128,13 +167,38 @@ def _decay(at: datetime | None, now: datetime) -> float:
     return float(0.5 ** (age_days / ONLINE_HALF_LIFE_DAYS))
 
 
+def _ranked(score: Mapping[str, float]) -> Iterator[tuple[str, float]]:
+    """Candidates by score rounded to ``_SCORE_DECIMALS``, best first, ties by SKU.
+
+    Rounded because sums of floats that are equal on paper may differ in the last bit, and equal
+    scores must fall back to the SKU order. Rounding is monotonic, so candidates sorted by their
+    raw scores are also sorted by their rounded ones, with equal rounded scores next to each
+    other: only the candidates actually walked are rounded (``round`` is slow, and the caller
+    stops after a few), and each run of equal rounded scores is put in SKU order.
+    """
+    run: list[str] = []
+    run_score = 0.0
+    for sku in sorted(score, key=score.__getitem__, reverse=True):
+        value = round(score[sku], _SCORE_DECIMALS)
+        if run and value != run_score:
+            run.sort()
+            for member in run:
+                yield member, run_score
+            run.clear()
+        run.append(sku)
+        run_score = value
+    run.sort()
+    for member in run:
+        yield member, run_score
+
+
 def suggest_for_basket(
     basket: Sequence[str],
-    also_bought: Mapping[str, Sequence[RecommendedItem]],
+    also_bought: Mapping[str, ListItems],
     *,
     names: Mapping[str, str],
     exclude: Collection[str] = (),
-    personal: Sequence[RecommendedItem] = (),
+    personal: ListItems = (),
     viewed: Sequence[CardItem] = (),
     cart: Sequence[CardItem] = (),
     now: datetime,
@@ -144,82 +208,93 @@ def suggest_for_basket(
 ) -> list[Suggestion]:
     """The top ``n`` suggestions for ``basket`` (SKUs in scan order, newest last).
 
-    ``also_bought`` maps basket SKUs to their lists (missing ones count as empty);
+    ``also_bought`` maps basket SKUs to their lists (missing ones count as empty); lists, and
+    ``personal``, hold ``RecommendedItem`` or ``(sku, score, reason)`` tuples;
     ``customer_name`` is the first name used in "Picked for <name>".
     """
     if n <= 0:
         return []
-    in_basket = set(basket)
-    dropped = in_basket | set(exclude)
-    candidates: dict[str, _Candidate] = {}
-
-    def candidate(sku: str) -> _Candidate | None:
-        if sku in dropped:
-            return None
-        found = candidates.get(sku)
-        if found is None:
-            found = candidates[sku] = _Candidate()
-        return found
-
+    dropped = set(basket)
+    dropped.update(exclude)
+    # Scores first, for every candidate (the hot loop of the scan path: one dict update per item
+    # of every basket item's list, so nothing else happens in it; candidates in the basket or
+    # bought recently are skipped when ranked). Which source gave a candidate its largest
+    # contribution, the reason shown, is worked out only for the candidates shown.
+    score: dict[str, float] = {}
+    get = score.get
     # Newest first: age counts the distinct items scanned after this one.
+    lists: list[tuple[str, float, dict[str, float]]] = []
     seen: set[str] = set()
     age = 0
     for sku in reversed(basket):
         if sku in seen:
             continue
         seen.add(sku)
-        weight = recency_weight(age)
+        weight = 1.0 / (1.0 + age)  # recency_weight(age), inlined
         age += 1
-        for other, scaled in _scaled(also_bought.get(sku, ())):
-            # The hot loop of the scan path: inlined rather than calling candidate().
-            if other in dropped:
-                continue
-            cand = candidates.get(other)
-            if cand is None:
-                cand = candidates[other] = _Candidate()
-            cand.add(weight * scaled, "", sku)
+        items = also_bought.get(sku)
+        if not items:
+            continue
+        pairs, by_sku = _scaled(items)
+        lists.append((sku, weight, by_sku))
+        for other, scaled in pairs:
+            score[other] = get(other, 0.0) + weight * scaled
+
+    # The other sources, in order; for each candidate their largest contribution (the first
+    # one wins a tie) and its reason.
+    other_best: dict[str, tuple[float, str]] = {}
+    prices: dict[str, int] = {}
+
+    def add(sku: str, points: float, reason: str) -> bool:
+        if sku in dropped:
+            return False
+        score[sku] = get(sku, 0.0) + points
+        found = other_best.get(sku)
+        if found is None or points > found[0]:
+            other_best[sku] = (points, reason)
+        return True
 
     personal_reason = f"Picked for {customer_name}" if customer_name else "Picked for you"
-    for sku, scaled in _scaled(personal):
-        cand = candidate(sku)
-        if cand is not None:
-            cand.add(PERSONAL_WEIGHT * scaled, personal_reason, None)
+    for sku, scaled in _scaled(personal)[0]:
+        add(sku, PERSONAL_WEIGHT * scaled, personal_reason)
 
-    for items, boost, words in (
+    for signals, boost, words in (
         (viewed, VIEWED_BOOST, "Viewed online"),
         (cart, CART_BOOST, "Left in online cart"),
     ):
-        for item in items:
-            cand = candidate(item.sku)
-            if cand is None:
-                continue
-            cand.add(boost * _decay(item.at, now), words + _when(item.at, now, tz), None)
-            if item.price_minor is not None:
-                cand.price_minor = item.price_minor
+        for item in signals:
+            added = add(item.sku, boost * _decay(item.at, now), words + _when(item.at, now, tz))
+            if added and item.price_minor is not None:
+                prices[item.sku] = item.price_minor
 
-    # Rounded before ranking: sums of floats that are equal on paper may differ in the last bit,
-    # and equal scores must fall back to the SKU order.
-    for cand in candidates.values():
-        cand.score = round(cand.score, _SCORE_DECIMALS)
-    ranked = sorted(candidates.items(), key=lambda kv: (-kv[1].score, kv[0]))
     out: list[Suggestion] = []
-    for sku, cand in ranked:
+    for sku, value in _ranked(score):
+        if sku in dropped:
+            continue
         name = names.get(sku)
         if not name:
             continue  # not sold here (deleted, inactive or never sent to this till)
-        reason = cand.reason
-        because_of = cand.because_of
-        if not reason:
-            partner = because_of or ""
-            reason = f"Often bought with {names.get(partner) or partner}"
+        # The basket item that contributed most (the newest wins a tie), unless another
+        # source gave more; contributions tie to also-bought, which came first.
+        best, partner = -1.0, None
+        for basket_sku, weight, by_sku in lists:
+            share = by_sku.get(sku)
+            if share is not None and weight * share > best:
+                best, partner = weight * share, basket_sku
+        found = other_best.get(sku)
+        if found is not None and found[0] > best:
+            reason, partner = found[1], None
+        else:
+            shown = names.get(partner or "") or partner
+            reason = f"Often bought with {shown}"
         out.append(
             Suggestion(
                 sku=sku,
                 name=name,
-                score=cand.score,
+                score=value,
                 reason=reason,
-                price_minor=cand.price_minor,
-                because_of=because_of,
+                price_minor=prices.get(sku),
+                because_of=partner,
             )
         )
         if len(out) >= n:

@@ -59,6 +59,17 @@ the counter is unchanged by them:
 Completing a sale or a return, and creating a provisional customer, kick the sync worker so the
 op leaves for HQ at once (the worker still retries on its own schedule when HQ is away).
 
+Receipts by email
+-----------------
+:meth:`Till.email_receipt` (``EMAIL <address> [consent]`` in the headless till) sends the
+receipt of a sale (the last one by default) to an address, relayed through HQ: one local
+transaction queues a ``customer_patch`` (the address becomes the customer's email identifier,
+with the answer to "may we send you offers by email?" as a ``marketing_email`` consent event)
+and a ``receipt_email`` op carrying the same receipt document as the paper one, suggestions
+included. The customer is the sale's, else the one the address names in the cache, else a new
+provisional customer. HQ sends the mail when the op arrives (see docs/hardware.md), so a till
+without a mail route, or offline, loses nothing.
+
 The store's settings (currency, tax mode, time zone, receipt header) come from HQ's feed
 (``store_config``, key ``store:<store_id>``); until the first pull, the till's own settings
 stand in. A new store configuration is taken up between sales, never during one.
@@ -66,6 +77,7 @@ stand in. A new store configuration is taken up between sales, never during one.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import re
@@ -79,12 +91,18 @@ from typing import Any, Final, Literal
 
 from pydantic import ValidationError
 
-from edge_agent import reports
+from edge_agent import outbox, reports
 from edge_agent.catalogue import Catalogue
 from edge_agent.config import TillSettings
 from edge_agent.customers import CustomerDesk, Identification, Lookup, load_clock
 from edge_agent.discovery import discovering_client
 from edge_agent.hq_client import HQClient
+from edge_agent.printing.connections import (
+    PrinterConnection,
+    connection_factory,
+    parse_printer_url,
+)
+from edge_agent.printing.jobs import PrinterState, PrintWorker
 from edge_agent.sale_engine import ReturnDraft, SaleEngine, UnknownBarcode
 from edge_agent.store import LocalStore
 from edge_agent.suggestions import Suggestion
@@ -100,7 +118,7 @@ from shared.barcodes import (
     classify_scan,
 )
 from shared.catalogue import Store
-from shared.customer import CustomerCard
+from shared.customer import ConsentEvent, CustomerCard, CustomerIdentifierModel
 from shared.errors import (
     BarcodeError,
     BarcodeFormatError,
@@ -111,8 +129,9 @@ from shared.errors import (
     ServerUnavailable,
     StorageError,
 )
-from shared.identifiers import IDENTIFIER_KINDS
+from shared.identifiers import IDENTIFIER_KINDS, new_till_local_id, normalize_identifier
 from shared.money import Money
+from shared.protocol import CustomerPatch, ReceiptEmail
 from shared.receipt import Receipt, receipt_from_return, receipt_from_sale
 from shared.sale import Return, Sale
 from shared.wire import utc_now
@@ -143,6 +162,7 @@ EventKind = Literal[
     "return_started",
     "return_complete",
     "reprint_queued",
+    "email_queued",
     "report",
     "scan_failed",
     "unknown_product",
@@ -205,13 +225,17 @@ class TillEvent:
 
 @dataclass(frozen=True, slots=True)
 class TillStatus:
-    """What the status bar shows: the link to HQ and the work waiting at this till."""
+    """What the status bar shows: the link to HQ and the work waiting at this till.
+
+    ``printer`` is the receipt printer's state (None when no printer is configured).
+    """
 
     sync: SyncStatus
     pending_print_jobs: int
     parked_sales: int
     basket_lines: int
     return_in_progress: bool
+    printer: PrinterState | None = None
 
 
 class _SimulatedTerminal:
@@ -266,7 +290,13 @@ class Till:
         variable_rules: Sequence[VariableMeasureRule] = DEFAULT_RULES,
         card_reference: Callable[[], str] | None = None,
         on_sync_status: Callable[[SyncStatus], None] | None = None,
+        printer_connection: Callable[[], PrinterConnection] | None = None,
+        on_printer_status: Callable[[PrinterState], None] | None = None,
     ) -> None:
+        # A bad printer URL is refused now, not at the first receipt.
+        printer_url = parse_printer_url(settings.printer)
+        if printer_connection is None and printer_url.scheme != "none":
+            printer_connection = connection_factory(printer_url)
         self.settings = settings
         self.store = store
         self._own_store = own_store
@@ -305,6 +335,15 @@ class Till:
             pull_limit=settings.pull_limit,
             on_status=on_sync_status,
         )
+        self.printer: PrintWorker | None = None
+        if printer_connection is not None:
+            self.printer = PrintWorker(
+                store,
+                printer_connection,
+                profile=printer_url.profile,
+                clock=clock,
+                on_status=on_printer_status,
+            )
         self._shop_text: str | None = None
         self.engine = self._new_engine(self._load_shop())
         self.suggestions: list[Suggestion] = []
@@ -345,8 +384,15 @@ class Till:
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start syncing with HQ in the background."""
+        """Start syncing with HQ and printing receipts in the background."""
+        # Everything loaded so far (modules, settings, caches) lives as long as the till: keep
+        # it out of the garbage collector's full passes, which otherwise stall a scan now and
+        # then for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
         self.sync.start()
+        if self.printer is not None:
+            self.printer.start()
 
     def close(self) -> None:
         """Stop the sync worker (after the request in flight) and close what the till opened."""
@@ -354,6 +400,8 @@ class Till:
             return
         self._closed = True
         self.sync.stop()
+        if self.printer is not None:
+            self.printer.stop()
         self.customers.close()
         if self._own_client and self._client is not None:
             self._client.close()
@@ -384,6 +432,7 @@ class Till:
             parked_sales=int(parked[0]) if parked else 0,
             basket_lines=lines,
             return_in_progress=returning,
+            printer=self.printer.state if self.printer is not None else None,
         )
 
     # -- scans ---------------------------------------------------------------------------------
@@ -574,6 +623,8 @@ class Till:
             )
         self.suggestions = []
         self.sync.kick()
+        if self.printer is not None:
+            self.printer.kick()
         change = sum(t.change_minor for t in sale.tenders)
         paid = ", ".join(f"{t.kind} {self._money(t.amount_minor)}" for t in sale.tenders)
         return TillEvent(
@@ -685,6 +736,8 @@ class Till:
                 " VALUES (?, ?, ?, 1, 'pending', ?, ?)",
                 [str(uuid.uuid4()), sale_id, kind, self._clock().isoformat(), document],
             )
+        if self.printer is not None:
+            self.printer.kick()
         return TillEvent(
             "reprint_queued",
             f"reprint of receipt {number} queued",
@@ -706,6 +759,140 @@ class Till:
         else:
             rebuilt = receipt_from_sale(Sale.model_validate_json(payload), shop, copy=True)
         return rebuilt.model_dump_json(by_alias=True)
+
+    # -- receipts by email ---------------------------------------------------------------------
+
+    def email_receipt(
+        self,
+        address: str,
+        *,
+        consent_marketing: bool,
+        sale_id: str | uuid.UUID | None = None,
+    ) -> TillEvent:
+        """Queue the receipt of ``sale_id`` (default: the last sale) for email to ``address``.
+
+        ``consent_marketing`` is the customer's answer to "may we send you offers by email?".
+        Never raises: like a scan, a problem comes back as an event (see the module docstring).
+        """
+        with self._lock:
+            try:
+                return self._email_receipt(address, consent_marketing, sale_id)
+            except StorageError as exc:
+                return TillEvent(
+                    "not_saved",
+                    f"not saved: {exc.message} Free space, then ask for the email again",
+                )
+            except OmnitillError as exc:
+                return TillEvent("refused", f"refused: {exc.message}")
+            except Exception as exc:
+                log.exception("queueing a receipt email failed")
+                return TillEvent(
+                    "error",
+                    f"error: the receipt email was not queued ({type(exc).__name__}); "
+                    "try again or call support",
+                )
+
+    def _email_receipt(
+        self, address: str, consent: bool, sale_id: str | uuid.UUID | None
+    ) -> TillEvent:
+        try:
+            email = normalize_identifier("email", address)
+        except IdentifierError as exc:
+            raise InvalidInput(f"The receipt cannot be emailed: {exc.message}") from exc
+        if sale_id is None:
+            row = self.store.query_one(
+                "SELECT sale_id, receipt_number, kind, payload FROM sales "
+                "ORDER BY rowid DESC LIMIT 1"
+            )
+            if row is None:
+                raise NotFound("There is no receipt to email: no sale was made at this till yet")
+        else:
+            row = self.store.query_one(
+                "SELECT sale_id, receipt_number, kind, payload FROM sales WHERE sale_id = ?",
+                (str(sale_id),),
+            )
+            if row is None:
+                raise NotFound(f"There is no sale {sale_id} at this till")
+        sid, number, kind, payload = str(row[0]), str(row[1]), str(row[2]), str(row[3])
+        receipt = self._receipt_document(sid, kind, payload)
+        known = (Return if kind == "return" else Sale).model_validate_json(payload).customer_id
+        card = (
+            self.customers.card_for(known)
+            if known is not None
+            else self.customers.cached_card(email)
+        )
+        mail_id = CustomerIdentifierModel(kind="email", value=email.value)
+        if card is not None and card.provisional:
+            local = [i for i in card.identifiers if i.kind == "till_local"] or [
+                CustomerIdentifierModel(kind="till_local", value=f"TL-{card.customer_id}")
+            ]
+            customer_id: uuid.UUID | None = card.customer_id
+            patch_target: dict[str, Any] = {"identifiers": (local[0], mail_id)}
+        elif card is not None or known is not None:
+            customer_id = card.customer_id if card is not None else known
+            patch_target = {"customer_id": customer_id, "identifiers": (mail_id,)}
+        else:
+            # Nobody known: the address makes a provisional customer; HQ merges it with any
+            # customer who already has this address.
+            fresh = new_till_local_id()
+            customer_id = uuid.UUID(fresh.value[3:])
+            patch_target = {
+                "identifiers": (
+                    CustomerIdentifierModel(kind="till_local", value=fresh.value),
+                    mail_id,
+                )
+            }
+        now = self._clock()
+        patch = CustomerPatch(
+            **patch_target,
+            consent_events=(
+                ConsentEvent(channel="marketing_email", granted=consent, at=now, source="till"),
+            ),
+        )
+        request = ReceiptEmail(
+            email_id=uuid.uuid4(),
+            sale_id=uuid.UUID(sid),
+            address=email.value,
+            consent_marketing=consent,
+            receipt=receipt,
+            customer_id=customer_id,
+            at=now,
+        )
+        with self.store.transaction() as db:
+            # The patch first: HQ has the consent before it renders the mail.
+            outbox.enqueue(db, "customer_patch", patch.model_dump(mode="json"))
+            outbox.enqueue(db, "receipt_email", request.model_dump(mode="json", by_alias=True))
+        self.sync.kick()
+        offers = "with offers" if consent else "no offers"
+        return TillEvent(
+            "email_queued",
+            f"email of receipt {number} queued for {email.value} ({offers})",
+            {
+                "sale_id": sid,
+                "receipt_number": number,
+                "address": email.value,
+                "email_id": str(request.email_id),
+                "customer_id": None if customer_id is None else str(customer_id),
+                "consent_marketing": consent,
+            },
+        )
+
+    def _receipt_document(self, sale_id: str, kind: str, payload: str) -> Receipt:
+        """The receipt as it was printed (suggestions included), else rebuilt from the sale."""
+        job = self.store.query_one(
+            "SELECT document FROM print_jobs WHERE sale_id = ? AND copy = 0 AND document IS NOT "
+            "NULL ORDER BY created_at LIMIT 1",
+            (sale_id,),
+        )
+        if job is not None:
+            try:
+                return Receipt.model_validate_json(str(job[0])).model_copy(update={"copy_": False})
+            except ValidationError:
+                log.warning("the stored receipt is unreadable; rebuilding it from the sale")
+        shop = self.engine.shop
+        if kind == "return":
+            return receipt_from_return(Return.model_validate_json(payload), shop)
+        return receipt_from_sale(Sale.model_validate_json(payload), shop)
 
     # -- returns -------------------------------------------------------------------------------
 
@@ -774,6 +961,8 @@ class Till:
             )
         self.return_draft = None
         self.sync.kick()
+        if self.printer is not None:
+            self.printer.kick()
         return TillEvent(
             "return_complete",
             f"return complete {ret.receipt_number} | refund {kind} "

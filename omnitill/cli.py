@@ -17,6 +17,10 @@ from omnitill import __version__
 #: name -> (import path of a click command, one-line help shown by ``omnitill --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
     "server": ("sync_server.cli:server", "Run the HQ sync server."),
+    "sim": (
+        "hardware_sim.cli:sim",
+        "Hardware simulators: ESC/POS printer, serial scanner, SMTP and SMS sinks.",
+    ),
     "admin": (
         "sync_server.cli:admin",
         "HQ administration: enrol and revoke tills, import data.",

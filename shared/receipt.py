@@ -41,7 +41,9 @@ class ReceiptSuggestion(WireModel):
     sku: Sku
     name: str
     price_minor: MinorUnits
-    because_of: str | None = Field(default=None, description="The basket item it goes with.")
+    because_of: str | None = Field(
+        default=None, description="The name of the basket item it goes with, as printed."
+    )
 
 
 class Receipt(WireModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +68,41 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="How often customer cards waiting for refresh are built."
     )
     db_pool_size: int = Field(default=10, ge=1)
+    mail_enabled: bool = Field(
+        default=False,
+        description="Send queued mail (receipts by email). Off: mail waits in the queue.",
+    )
+    mail_from: str = Field(
+        default="Omnitill receipts <receipts@omnitill.invalid>",
+        description="The From of every mail: 'Name <address>' or an address.",
+    )
+    smtp_host: str = Field(default="localhost", description="The mail server HQ sends through.")
+    smtp_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Default by smtp_security: 25 (none), 587 (starttls), 465 (ssl).",
+    )
+    smtp_security: Literal["none", "starttls", "ssl"] = Field(
+        default="starttls",
+        description="starttls: upgrade to TLS (refused if the server cannot); ssl: TLS from the "
+        "start; none: plain text (a local relay or the simulator only).",
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP AUTH user; unset: no auth.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP AUTH password.")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one SMTP session.")
+    mail_worker_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the mail worker looks for mail that is due."
+    )
+    mail_retry_initial_s: float = Field(
+        default=30.0, gt=0, description="Wait after the first failed attempt; doubles each time."
+    )
+    mail_retry_max_s: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two attempts."
+    )
+    mail_max_attempts: int = Field(
+        default=48, ge=1, description="Attempts before a mail is marked failed (kept, not lost)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -91,6 +127,19 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and token is None:
             raise ValueError("OMNITILL_ADMIN_TOKEN must be set in production")
+        _name, address = parseaddr(self.mail_from)
+        if "@" not in address:
+            raise ValueError(
+                f"OMNITILL_MAIL_FROM {self.mail_from!r} has no address; "
+                "write 'Shop name <receipts@example.com>'"
+            )
+        if self.environment == "production" and self.mail_enabled and address.endswith(".invalid"):
+            raise ValueError(
+                "OMNITILL_MAIL_FROM is still the placeholder; set the address your mail is sent "
+                "from (its domain needs SPF and DKIM for this server)"
+            )
+        if self.smtp_password is not None and self.smtp_username is None:
+            raise ValueError("OMNITILL_SMTP_PASSWORD is set but OMNITILL_SMTP_USERNAME is not")
         return self
 
     @property

@@ -268,12 +268,17 @@ customer_stores = sa.Table(
     sa.Column("store_id", sa.String(64), primary_key=True),
 )
 
-#: Customers whose card must be rebuilt and sent to tills; claimed with DELETE ... RETURNING.
+#: Customers whose card must be rebuilt and sent to tills. ``version`` grows each time the
+#: customer changes again; a card worker takes a time-limited lease (``leased_until``), builds
+#: the card outside any write lock and deletes the row only if the version is still the one it
+#: built, so a change made meanwhile is never lost and a crashed worker's lease simply expires.
 dirty_cards = sa.Table(
     "dirty_cards",
     metadata,
     sa.Column("customer_id", Uuid, primary_key=True),
     sa.Column("since", UtcDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("leased_until", UtcDateTime),
 )
 
 #: The change feed. One live row per (entity, key, scope): a newer change replaces the older
@@ -315,4 +320,24 @@ recommendation_lists = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: Mails HQ sends for tills (receipts by email), one row per ``email_id`` made at the till, so a
+#: retried op never queues a second mail. A worker claims due rows by pushing ``next_attempt_at``
+#: past a lease, sends, then marks them ``sent``; a failed attempt backs off exponentially.
+mail_queue = sa.Table(
+    "mail_queue",
+    metadata,
+    sa.Column("email_id", Uuid, primary_key=True),
+    sa.Column("message_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("to_address", sa.String(320), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Index("ix_mail_queue_status_next", "status", "next_attempt_at"),
 )

@@ -181,31 +181,47 @@ def build_card(conn: Connection, customer: UUID) -> CustomerCard | None:
     )
 
 
-def refresh_dirty_cards(db: Database, *, limit: int = 500) -> int:
-    """Rebuild the cards of up to ``limit`` dirty customers and put them on the feed."""
+#: How long a worker may take to build a batch of cards before another may take them over.
+LEASE = timedelta(seconds=60)
+
+
+def refresh_dirty_cards(db: Database, *, limit: int = 50) -> int:
+    """Rebuild the cards of up to ``limit`` dirty customers and put them on the feed.
+
+    Three short steps, so the database's write lock is never held while cards are built: lease
+    a batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so processes take different batches),
+    build the cards with reads only, then write the feed rows and clear each dirty row whose
+    version is unchanged. A customer changed meanwhile stays dirty (its lease is dropped) and is
+    rebuilt next round; a worker that dies leaves a lease that expires.
+    """
+    now = utc_now()
     with db.write() as conn:
-        pick = sa.select(dirty_cards.c.customer_id).order_by(dirty_cards.c.since).limit(limit)
+        pick = (
+            sa.select(dirty_cards.c.customer_id, dirty_cards.c.version)
+            .where(sa.or_(dirty_cards.c.leased_until.is_(None), dirty_cards.c.leased_until < now))
+            .order_by(dirty_cards.c.since)
+            .limit(limit)
+        )
         if conn.dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
-        claimed = [
-            UUID(str(c))
-            for c in conn.execute(
-                dirty_cards.delete()
-                .where(dirty_cards.c.customer_id.in_(pick.scalar_subquery()))
-                .returning(dirty_cards.c.customer_id)
-            ).scalars()
-        ]
-        if not claimed:
+        leased = {UUID(str(r.customer_id)): int(r.version) for r in conn.execute(pick)}
+        if not leased:
             return 0
+        conn.execute(
+            dirty_cards.update()
+            .where(dirty_cards.c.customer_id.in_(list(leased)))
+            .values(leased_until=now + LEASE)
+        )
+    rows: list[dict[str, Any]] = []
+    with db.read() as conn:
         scopes: dict[UUID, list[str]] = {}
         for row in conn.execute(
             sa.select(customer_stores.c.customer_id, customer_stores.c.store_id).where(
-                customer_stores.c.customer_id.in_(claimed)
+                customer_stores.c.customer_id.in_(list(leased))
             )
         ):
             scopes.setdefault(UUID(str(row.customer_id)), []).append(row.store_id)
-        rows: list[dict[str, Any]] = []
-        for customer in claimed:
+        for customer in leased:
             if customer not in scopes:
                 continue
             card = build_card(conn, customer)
@@ -216,8 +232,29 @@ def refresh_dirty_cards(db: Database, *, limit: int = 500) -> int:
                 {"entity": "customer", "key": str(customer), "scope": s, "data": data}
                 for s in scopes[customer]
             )
-        feed.record_changes(conn, rows)
-    return len(claimed)
+    with db.write() as conn:
+        # A card built from data that has changed since must not replace a newer one: write
+        # only for customers whose version is still the one leased, and clear those rows.
+        current = {
+            UUID(str(r.customer_id)): int(r.version)
+            for r in conn.execute(
+                sa.select(dirty_cards.c.customer_id, dirty_cards.c.version).where(
+                    dirty_cards.c.customer_id.in_(list(leased))
+                )
+            )
+        }
+        unchanged = {c for c, v in leased.items() if current.get(c) == v}
+        feed.record_changes(conn, [r for r in rows if UUID(r["key"]) in unchanged])
+        if unchanged:
+            conn.execute(dirty_cards.delete().where(dirty_cards.c.customer_id.in_(unchanged)))
+        changed = [c for c in leased if c in current and c not in unchanged]
+        if changed:
+            conn.execute(
+                dirty_cards.update()
+                .where(dirty_cards.c.customer_id.in_(changed))
+                .values(leased_until=None)
+            )
+    return len(leased)
 
 
 def customer_view(conn: Connection, customer_id: UUID) -> dict[str, Any]:

@@ -38,9 +38,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from shared.errors import IdentifierError, InvalidInput, NotFound, ProtocolError
@@ -63,6 +65,7 @@ from sync_server.db.schema import (
     dirty_cards,
     events,
     identifiers,
+    mail_queue,
     merges,
     orders,
     profiles,
@@ -628,9 +631,20 @@ def parse_lookup(text: str, *, default_region: str) -> Identifier:
 
 
 def mark_dirty(conn: Connection, customers: Iterable[UUID], *, now: datetime | None = None) -> None:
-    rows = [{"customer_id": c, "since": now or utc_now()} for c in customers]
-    if rows:
-        conn.execute(insert_ignore(conn, dirty_cards), rows)
+    """Queue the customers' cards for a rebuild (see ``dirty_cards`` and ``cards``)."""
+    rows = [{"customer_id": c, "since": now or utc_now(), "version": 0} for c in customers]
+    if not rows:
+        return
+    stmt: Any = (
+        postgresql.insert(dirty_cards)
+        if conn.dialect.name == "postgresql"
+        else sqlite.insert(dirty_cards)
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={"version": dirty_cards.c.version + 1, "leased_until": None},
+    )
+    conn.execute(stmt, rows)
 
 
 def customers_changed(conn: Connection, customers: set[UUID], *, store_id: str | None) -> None:
@@ -680,6 +694,16 @@ def erase_customer(conn: Connection, customer_id: UUID) -> int:
     conn.execute(
         customer_field_history.delete().where(customer_field_history.c.profile_id.in_(members))
     )
+    emails = list(
+        conn.execute(
+            sa.select(identifiers.c.value).where(
+                identifiers.c.profile_id.in_(members), identifiers.c.kind == "email"
+            )
+        ).scalars()
+    )
+    if emails:
+        # Receipts queued or sent by email hold the address and what was bought.
+        conn.execute(mail_queue.delete().where(mail_queue.c.to_address.in_(emails)))
     conn.execute(identifiers.delete().where(identifiers.c.profile_id.in_(members)))
     conn.execute(consent_events.delete().where(consent_events.c.profile_id.in_(members)))
     # The merge history stays (who was merged into whom), but not the identifier that linked them.

@@ -14,6 +14,8 @@ One push is one database transaction:
      written. If the very first op is the gap, the whole push is refused (409);
    - otherwise the payload is validated (types, totals, the till's own store) and applied, or
      answered ``rejected`` with the reason (the seq is consumed: the till dead-letters the op).
+     A ``receipt_email`` op is applied by queueing its mail (``services.mailer``), which a
+     background worker sends after the commit: the push never waits for a mail server.
 3. The ops, their effects and the till's new ``last_seq`` commit together. Verdicts are sent only
    after the commit, so an ack always means stored.
 
@@ -50,6 +52,7 @@ from shared.protocol import (
     OpResult,
     PushRequest,
     PushResponse,
+    ReceiptEmail,
     parse_op_payload,
 )
 from shared.sale import Return, Sale, check_return_totals, check_totals
@@ -58,6 +61,7 @@ from sync_server.db.bulk import bulk_insert
 from sync_server.db.engine import Database
 from sync_server.db.schema import (
     events,
+    mail_queue,
     ops,
     order_lines,
     orders,
@@ -65,7 +69,7 @@ from sync_server.db.schema import (
     returns,
     tills,
 )
-from sync_server.services import identity
+from sync_server.services import identity, mailer
 from sync_server.services.tills import Till
 
 log = logging.getLogger(__name__)
@@ -81,6 +85,7 @@ class _Batch:
     returns: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    mails: list[dict[str, Any]] = field(default_factory=list)
     customers: set[UUID] = field(default_factory=set)
     verdicts: dict[str, int] = field(default_factory=dict)
     store_id: str = ""
@@ -259,6 +264,8 @@ def _apply_op(
         elif isinstance(payload, CustomerPatch):
             _flush(conn, batch)  # the patch reads what earlier ops of this batch wrote
             batch.customers.update(identity.apply_customer_patch(conn, till=till, patch=payload))
+        elif isinstance(payload, ReceiptEmail):
+            _receipt_email(till, payload, batch, now)
         else:
             _event(conn, till, payload, batch)
     except InvalidInput as exc:
@@ -360,6 +367,12 @@ def _event(conn: Connection, till: Till, event: InStoreEvent, batch: _Batch) -> 
     )
 
 
+def _receipt_email(till: Till, email: ReceiptEmail, batch: _Batch, now: datetime) -> None:
+    receipt = email.receipt
+    _check_origin(till, receipt.store.store_id, receipt.till_id, f"Receipt email {email.email_id}")
+    batch.mails.append(mailer.receipt_row(email, now=now))
+
+
 def _flush(conn: Connection, batch: _Batch) -> None:
     for table, rows in (
         (orders, batch.orders),
@@ -374,6 +387,10 @@ def _flush(conn: Connection, batch: _Batch) -> None:
     if batch.events:
         bulk_insert(conn, events, batch.events, ignore=True)
         batch.events.clear()
+    if batch.mails:
+        # One mail per email_id made at the till, whatever op carried it.
+        bulk_insert(conn, mail_queue, batch.mails, ignore=True)
+        batch.mails.clear()
     if batch.customers:
         identity.customers_changed(conn, batch.customers, store_id=batch.store_id)
         batch.customers.clear()

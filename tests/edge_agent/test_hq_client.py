@@ -126,7 +126,7 @@ def test_an_envelope_hq_cannot_read_is_invalid_input_with_its_reason(
         client.push([bad], backlog=1)
 
     assert "ops.0.type" in caught.value.message
-    assert "'sale', 'return', 'customer_patch' or 'event'" in caught.value.message
+    assert "'sale', 'return', 'customer_patch', 'event' or 'receipt_email'" in caught.value.message
 
 
 def test_pull_reads_pages_and_an_expired_cursor_says_so(hq: RestartableHq) -> None:

@@ -821,7 +821,7 @@ def test_suggestions_print_on_the_receipt(engine: SaleEngine, store: LocalStore)
     assert job is not None
     receipt = Receipt.model_validate_json(job["document"])
     assert [s.sku for s in receipt.suggestions] == [s.sku for s in shown]
-    assert receipt.suggestions[0].because_of == f.BREAD.sku
+    assert receipt.suggestions[0].because_of == f.BREAD.name
 
 
 # --- performance guard ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
+from shared.catalogue import Store
 from shared.errors import InvalidInput, UnknownOpType
 from shared.protocol import (
     Change,
@@ -13,8 +14,11 @@ from shared.protocol import (
     PullPage,
     PushRequest,
     PushResponse,
+    ReceiptEmail,
     parse_op_payload,
+    parse_push,
 )
+from shared.receipt import ReceiptSuggestion, receipt_from_sale
 from shared.sale import Sale
 from tests.shared.factories import make_sale
 
@@ -42,7 +46,9 @@ def test_op_envelope_is_strict() -> None:
 
 
 def test_unknown_op_type_names_the_known_ones() -> None:
-    with pytest.raises(UnknownOpType, match="known: customer_patch, event, return, sale"):
+    with pytest.raises(
+        UnknownOpType, match="known: customer_patch, event, receipt_email, return, sale"
+    ):
         parse_op_payload("refund", {})
 
 
@@ -80,3 +86,46 @@ def test_verdicts_and_pull_page_shapes() -> None:
         has_more=False,
     )
     assert PullPage.model_validate_json(page.model_dump_json()) == page
+
+
+def receipt_email_payload(address: str = "  Maria.Rossi@Example.COM ") -> dict[str, object]:
+    sale = make_sale()
+    receipt = receipt_from_sale(
+        sale,
+        Store(store_id="S001", name="Omnitill Berlin"),
+        suggestions=(ReceiptSuggestion(sku="SKU-9", name="Socks", price_minor=499),),
+    )
+    return {
+        "email_id": str(uuid.uuid4()),
+        "sale_id": str(sale.sale_id),
+        "address": address,
+        "consent_marketing": True,
+        "receipt": receipt.model_dump(mode="json", by_alias=True),
+        "at": "2026-11-23T09:31:00Z",
+    }
+
+
+def test_receipt_email_payload_normalizes_the_address_and_keeps_the_receipt() -> None:
+    payload = receipt_email_payload()
+    parsed = parse_op_payload("receipt_email", payload)
+    assert isinstance(parsed, ReceiptEmail)
+    assert parsed.address == "maria.rossi@example.com"
+    assert parsed.receipt.suggestions[0].name == "Socks"
+    assert parsed.consent_marketing is True
+    again = ReceiptEmail.model_validate_json(parsed.model_dump_json(by_alias=True))
+    assert again == parsed
+
+
+def test_receipt_email_refuses_an_address_that_is_not_one() -> None:
+    with pytest.raises(
+        InvalidInput, match=r"Invalid receipt_email payload: address: .*needs a dot"
+    ):
+        parse_op_payload("receipt_email", receipt_email_payload("maria@localhost"))
+
+
+def test_a_push_of_receipt_emails_parses_in_one_pass() -> None:
+    op = Op(op_id=uuid.uuid4(), seq=1, type="receipt_email", payload=receipt_email_payload())
+    body = PushRequest(till_id="S001-T1", ops=(op,)).model_dump_json()
+    request, payloads = parse_push(body)
+    assert request.ops[0].type == "receipt_email"
+    assert payloads is not None and isinstance(payloads[0], ReceiptEmail)
