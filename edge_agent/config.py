@@ -48,6 +48,11 @@ class TillSettings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, description="This till's token from `omnitill admin enroll-till`."
     )
+    receipt_base_url: str | None = Field(
+        default=None,
+        description="Base of the digital-receipt links printed as QR codes "
+        "(<base>/r/<sale id>, served by HQ); unset: server_url.",
+    )
     db_path: Path = Field(default=Path("till.db"), description="The till's local SQLite file.")
     store_id: str = Field(
         default="S001", min_length=1, max_length=64, pattern=_CODE, description="Store code."
@@ -68,7 +73,8 @@ class TillSettings(BaseSettings):
     )
     printer: str = Field(
         default="none",
-        description="Receipt printer URL (tcp://host:9100, file:///dev/usb/lp0) or none.",
+        description="Receipt printer URL: tcp://host:9100, serial:///dev/ttyS0?baudrate=38400, "
+        "usb://VID:PID, file:///dev/usb/lp0 or none; add ?profile=58mm|80mm-42|80mm-48.",
     )
     push_interval_s: float = Field(
         default=5.0, gt=0, description="How often the outbox is pushed (and after every sale)."

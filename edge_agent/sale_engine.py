@@ -610,7 +610,9 @@ class SaleEngine:
         cashier_id: str,
         clock: Callable[[], datetime] = utc_now,
         variable_rules: Sequence[VariableMeasureRule] = DEFAULT_RULES,
+        receipt_base_url: str | None = None,
     ) -> None:
+        self.receipt_base_url = receipt_base_url.rstrip("/") if receipt_base_url else None
         self.store = store
         self.catalogue = catalogue
         self.shop = shop
@@ -914,6 +916,9 @@ class SaleEngine:
                 customer_name=card.display_name if card is not None else None,
                 loyalty_points=card.loyalty_points if card is not None else None,
                 suggestions=printed,
+                receipt_url=(
+                    f"{self.receipt_base_url}/r/{sale.sale_id}" if self.receipt_base_url else None
+                ),
             )
             self._print_job(db, sale.sale_id, "sale", receipt.model_dump_json(by_alias=True))
         log.info("sale %s completed: %s", number, self._money(sale.total_minor))

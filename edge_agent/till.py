@@ -1043,4 +1043,5 @@ class Till:
             cashier_id=self.settings.cashier_id,
             clock=self._clock,
             variable_rules=self._rules,
+            receipt_base_url=self.settings.receipt_base_url or self.settings.server_url,
         )

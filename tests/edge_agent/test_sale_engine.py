@@ -822,6 +822,19 @@ def test_suggestions_print_on_the_receipt(engine: SaleEngine, store: LocalStore)
     receipt = Receipt.model_validate_json(job["document"])
     assert [s.sku for s in receipt.suggestions] == [s.sku for s in shown]
     assert receipt.suggestions[0].because_of == f.BREAD.name
+    assert receipt.receipt_url is None  # no HQ address known: no QR code
+
+
+def test_the_receipt_links_to_the_digital_receipt_at_hq(store: LocalStore) -> None:
+    engine = f.make_engine(store, clock=lambda: NOW)
+    engine.receipt_base_url = "http://hq.example:8700"
+    scan(engine, f.BREAD.ean)
+    engine.add_tender_cash(500)
+    sale = engine.complete()
+    job = store.query_one("SELECT document FROM print_jobs WHERE sale_id = ?", (str(sale.sale_id),))
+    assert job is not None
+    receipt = Receipt.model_validate_json(job["document"])
+    assert receipt.receipt_url == f"http://hq.example:8700/r/{sale.sale_id}"
 
 
 # --- performance guard ------------------------------------------------------------------------
