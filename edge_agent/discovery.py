@@ -63,7 +63,7 @@ def discover_server(
             info = zc.get_service_info(
                 SERVICE_TYPE, name, timeout=max(100, int((deadline - time.monotonic()) * 1000))
             )
-            url = _url_of(info)
+            url = service_url(info)
             if url is not None:
                 log.info("found HQ %r at %s", name.removesuffix("." + SERVICE_TYPE), url)
                 return url
@@ -74,8 +74,8 @@ def discover_server(
         zc.close()
 
 
-def _url_of(info: Any) -> str | None:
-    """The base URL of a resolved service, IPv4 first."""
+def service_url(info: Any, scheme: str = "http") -> str | None:
+    """``scheme://host:port`` of a resolved zeroconf service, IPv4 first; None if unresolved."""
     from zeroconf import IPVersion
 
     if info is None or not info.port:
@@ -86,7 +86,7 @@ def _url_of(info: Any) -> str | None:
     host = addresses[0]
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    return f"http://{host}:{info.port}"
+    return f"{scheme}://{host}:{info.port}"
 
 
 def discovering_client(

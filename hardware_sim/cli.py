@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from omnitill.lazy import LazyGroup
 
 #: name -> ("module:attribute" of a click command, one-line help)
 SIMULATORS: dict[str, tuple[str, str]] = {
@@ -18,27 +18,6 @@ SIMULATORS: dict[str, tuple[str, str]] = {
 }
 
 
-class _LazySims(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SIMULATORS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = SIMULATORS.get(cmd_name)
-        if entry is None:
-            return None
-        module_name, _, attr = entry[0].partition(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        if not isinstance(command, click.Command):  # pragma: no cover - programming error
-            raise TypeError(f"{entry[0]} is not a click command")
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, SIMULATORS[name][1]) for name in self.list_commands(ctx)]
-        if rows:
-            with formatter.section("Simulators"):
-                formatter.write_dl(rows)
-
-
-@click.group(cls=_LazySims)
+@click.group(cls=LazyGroup, registry=SIMULATORS, section="Simulators")
 def sim() -> None:
     """Hardware simulators that speak the real protocols (for demos, tests and load)."""

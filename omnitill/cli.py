@@ -7,12 +7,12 @@ the server and ``omnitill server`` never imports Qt.
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import click
 
 from omnitill import __version__
+from omnitill.lazy import LazyGroup
 
 #: name -> (import path of a click command, one-line help shown by ``omnitill --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -40,31 +40,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        module_name, _, attr = entry[0].partition(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        if not isinstance(command, click.Command):  # pragma: no cover - programming error
-            raise TypeError(f"{entry[0]} is not a click command")
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Short help comes from COMMANDS so `omnitill --help` imports nothing heavy.
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    registry=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="omnitill")
 @click.option(
     "--log-level",

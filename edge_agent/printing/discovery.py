@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from edge_agent.discovery import service_url
+
 __all__ = ["SERVICE_TYPE", "FoundPrinter", "discover_printer_services", "discover_printers"]
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ def discover_printer_services(
             info = zc.get_service_info(
                 SERVICE_TYPE, name, timeout=max(100, int((deadline - time.monotonic()) * 1000))
             )
-            url = _url_of(info)
+            url = service_url(info, "tcp")
             if url is None:
                 log.debug("printer service %r did not resolve to an address", name)
                 continue
@@ -92,17 +94,3 @@ def discover_printer_services(
 
 def _short(name: str) -> str:
     return name.removesuffix("." + SERVICE_TYPE)
-
-
-def _url_of(info: Any) -> str | None:
-    from zeroconf import IPVersion
-
-    if info is None or not info.port:
-        return None
-    addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
-    if not addresses:
-        return None
-    host = addresses[0]
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    return f"tcp://{host}:{info.port}"
