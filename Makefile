@@ -4,20 +4,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= server,till,sim,postgres,dev
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?=
 DEMO_DIR ?= demo-store
 
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: help demo test test-slow lint format typecheck pytest bench bench-full clean install
+.PHONY: help demo test test-slow lint format typecheck pytest bench bench-full clean install screenshots
 
 help:
 	@echo "make demo    run the demo store on this machine"
 	@echo "make test    lint, type-check and run the test suite (as CI does)"
 	@echo "make lint    ruff lint and format check"
 	@echo "make bench   run the benchmarks; writes bench/results.json and docs/benchmarks.md"
+	@echo "make screenshots  render the till screen to docs/img/*.png (offscreen)"
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	@scripts/bootstrap.sh $(PYTHON) $(VENV)
@@ -51,6 +52,9 @@ bench: $(STAMP)
 
 bench-full: $(STAMP)
 	$(BIN)/python -m bench --full
+
+screenshots: $(STAMP)
+	$(BIN)/python -m edge_agent.ui.screenshots --out docs/img
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest --run-slow $(PYTEST_ARGS)

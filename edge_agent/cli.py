@@ -1,9 +1,10 @@
 """``omnitill till``: run a till. Options override the till's settings (``edge_agent.config``).
 
-Only the headless till exists so far (``--headless``); the cashier's screen comes with the Qt
-UI. Errors that stop the start are turned into exit messages here, and nowhere else: 2 for a
-usage or configuration mistake, 1 for a database that cannot be opened (see
-``edge_agent.headless`` for every exit code).
+Without ``--headless`` the cashier's screen opens (``edge_agent.ui``; Qt is imported only then);
+with it, the headless till reads scans and writes one line per event. Errors that stop the
+start are turned into exit messages here, and nowhere else: 2 for a usage or configuration
+mistake, 1 for a database that cannot be opened (see ``edge_agent.headless`` for every exit
+code).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["till"]
 @click.option(
     "--headless",
     is_flag=True,
-    help="Run without a screen: scans in, one line per event on stdout (required for now).",
+    help="Run without a screen: scans in, one line per event on stdout.",
 )
 @click.option(
     "--server",
@@ -103,15 +104,16 @@ def till(
 ) -> None:
     """Run a till.
 
-    With --headless the till runs without a screen: scans come from the scanner (or standard
-    input with --stdin); product, customer and command barcodes (CMD-TOTAL, CMD-PAY-CASH,
-    CMD-PAY-CARD, CMD-CANCEL, CMD-REPRINT...) drive the sale, and every event is one line on
-    stdout. Sales sync with HQ in the background. SIGTERM or Ctrl-C stops it cleanly.
+    Without --headless the cashier's screen opens: scan (keyboard-wedge scanners work in any
+    field, a serial scanner with --scanner), pay, choose the receipt. With --headless the till
+    runs without a screen: scans come from the scanner (or standard input with --stdin);
+    product, customer and command barcodes (CMD-TOTAL, CMD-PAY-CASH, CMD-PAY-CARD, CMD-CANCEL,
+    CMD-REPRINT...) drive the sale, and every event is one line on stdout. Sales sync with HQ
+    in the background. SIGTERM or Ctrl-C stops it cleanly.
     """
-    if not headless:
+    if not headless and (use_stdin or once):
         raise click.UsageError(
-            "The cashier's screen is not built yet: run `omnitill till --headless` with "
-            "--scanner URL or --stdin"
+            "--stdin and --once are for the headless till: run `omnitill till --headless --stdin`"
         )
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # One line per request every few seconds drowns what matters; DEBUG shows them.
@@ -132,7 +134,8 @@ def till(
     except ValidationError as exc:
         raise click.UsageError(f"Bad till setting: {describe_validation_error(exc)}") from exc
 
-    source: Scanner
+    source: Scanner | None = None
+    input_name = "keyboard"
     if use_stdin:
         source, input_name = StreamScanner(sys.stdin.buffer), "stdin"
     elif settings.scanner:
@@ -141,7 +144,7 @@ def till(
         except ScannerError as exc:
             raise click.UsageError(exc.message) from exc
         input_name = settings.scanner
-    else:
+    elif headless:
         raise click.UsageError(
             "No scan input: give --scanner serial:///dev/ttyUSB0 (or set OMNITILL_TILL_SCANNER), "
             "or --stdin"
@@ -154,6 +157,17 @@ def till(
         raise click.ClickException(
             f"Cannot open the till's database {settings.db_path}: {message}"
         ) from exc
+
+    if not headless:
+        # Imported here: the headless till (and its tests) must run where Qt cannot.
+        from edge_agent.ui.app import run_window
+
+        try:
+            code = run_window(running, source)
+        finally:
+            running.close()
+        ctx.exit(code)
+    assert source is not None
 
     stop = threading.Event()
 

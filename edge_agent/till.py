@@ -59,6 +59,14 @@ the counter is unchanged by them:
 Completing a sale or a return, and creating a provisional customer, kick the sync worker so the
 op leaves for HQ at once (the worker still retries on its own schedule when HQ is away).
 
+Screen actions
+--------------
+The cashier's screen (``edge_agent.ui``) also calls :meth:`Till.add_sku` (a product picked from
+the search), :meth:`Till.accept_suggestion` (one touch on a suggestion: the product is added and
+a ``suggestion_accepted`` event, with the suggestion's reason, goes to the outbox for HQ),
+:meth:`Till.void_line` and :meth:`Till.set_line_quantity` (any line, not only the last). Like a
+scan, each returns a :class:`TillEvent` and never raises.
+
 Receipts by email
 -----------------
 :meth:`Till.email_receipt` (``EMAIL <address> [consent]`` in the headless till) sends the
@@ -131,7 +139,7 @@ from shared.errors import (
 )
 from shared.identifiers import IDENTIFIER_KINDS, new_till_local_id, normalize_identifier
 from shared.money import Money
-from shared.protocol import CustomerPatch, ReceiptEmail
+from shared.protocol import CustomerPatch, InStoreEvent, ReceiptEmail
 from shared.receipt import Receipt, receipt_from_return, receipt_from_sale
 from shared.sale import Return, Sale
 from shared.wire import utc_now
@@ -466,6 +474,113 @@ class Till:
         """The event for a scanner's failed read (garbage, a cut-off code, a lost device)."""
         return TillEvent("scan_failed", f"failed scan: {message}")
 
+    # -- screen actions ------------------------------------------------------------------------
+    # What the cashier's screen does besides scans: each never raises, like handle_scan.
+
+    def add_sku(self, sku: str) -> TillEvent:
+        """Add one of a product chosen on screen (product search), by SKU."""
+        return self._screen_action("adding a product", lambda: self._add_sku(sku))
+
+    def accept_suggestion(self, sku: str) -> TillEvent:
+        """Add a suggested product with one touch and record a ``suggestion_accepted`` event
+        for HQ (with the suggestion's reason), so HQ learns which suggestions sell."""
+        return self._screen_action(
+            "accepting a suggestion", lambda: self._add_sku(sku, accepted=True)
+        )
+
+    def void_line(self, line_no: int) -> TillEvent:
+        """Remove basket line ``line_no``."""
+        return self._screen_action("voiding a line", lambda: self._void(line_no))
+
+    def set_line_quantity(self, line_no: int, quantity: int) -> TillEvent:
+        """Change how many of basket line ``line_no`` are sold."""
+        return self._screen_action(
+            "changing a quantity", lambda: self._set_line_quantity(line_no, quantity)
+        )
+
+    def _screen_action(self, what: str, action: Callable[[], TillEvent]) -> TillEvent:
+        with self._lock:
+            try:
+                return action()
+            except StorageError as exc:
+                return TillEvent("not_saved", f"not saved: {exc.message}")
+            except OmnitillError as exc:
+                return TillEvent("refused", f"refused: {exc.message}")
+            except Exception as exc:
+                log.exception("%s failed", what)
+                return TillEvent(
+                    "error",
+                    f"error: the till failed {what} ({type(exc).__name__}); the sale is kept "
+                    "as it was: try again or call support",
+                )
+
+    def _add_sku(self, sku: str, *, accepted: bool = False) -> TillEvent:
+        if self.return_draft is not None:
+            raise InvalidInput(_IN_RETURN)
+        if self.engine.basket.is_empty:
+            self._take_up_shop()
+        engine = self.engine
+        suggestion = next((s for s in self.suggestions if s.sku == sku), None)
+        before = {line.line_no: line.quantity for line in engine.basket.lines}
+        line = engine.add_sku(sku)
+        added = line.quantity - before.get(line.line_no, 0)
+        amount = added * line.unit_price_minor
+        if accepted:
+            self._record_acceptance(sku, suggestion)
+        total = engine.totals().total_minor
+        self._refresh_suggestions()
+        return TillEvent(
+            "item_added",
+            f"added {added} x {line.name} {self._money(amount)} | total {self._money(total)}",
+            {
+                "line_no": line.line_no,
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": added,
+                "line_quantity": line.quantity,
+                "weight_g": line.weight_g,
+                "amount_minor": amount,
+                "total_minor": total,
+                "suggestion_accepted": accepted,
+                "suggestions": self._suggestion_data(),
+            },
+        )
+
+    def _record_acceptance(self, sku: str, suggestion: Suggestion | None) -> None:
+        customer = self.engine.basket.customer
+        event = InStoreEvent(
+            event_id=uuid.uuid4(),
+            kind="suggestion_accepted",
+            at=self._clock(),
+            customer_id=None if customer is None else customer.customer_id,
+            sku=sku,
+            data={}
+            if suggestion is None
+            else {
+                "reason": suggestion.reason,
+                "score": suggestion.score,
+                "because_of": suggestion.because_of,
+            },
+        )
+        try:
+            with self.store.transaction() as db:
+                outbox.enqueue(db, "event", event.model_dump(mode="json"))
+        except StorageError:
+            # The item is in the basket; losing one analytics event must not refuse the sale.
+            log.warning("the suggestion_accepted event for %s was not saved", sku)
+            return
+        self.sync.kick()
+
+    def _set_line_quantity(self, line_no: int, quantity: int) -> TillEvent:
+        line = self.engine.set_quantity(line_no, quantity)
+        total = self.engine.totals().total_minor
+        self._refresh_suggestions()
+        return TillEvent(
+            "quantity",
+            f"line {line.line_no}: {line.quantity} x {line.name} | total {self._money(total)}",
+            {"line_no": line.line_no, "line_quantity": line.quantity, "total_minor": total},
+        )
+
     def _route(self, text: str) -> TillEvent:
         stripped = text.strip()
         if len(stripped) > MAX_SCAN_LENGTH:
@@ -655,11 +770,11 @@ class Till:
             {"lines": lines, "card_refund_needed": card_paid},
         )
 
-    def _void(self) -> TillEvent:
+    def _void(self, line_no: int | None = None) -> TillEvent:
         lines = self.engine.basket.lines
         if not lines:
             raise InvalidInput("There is no line to void: the basket is empty")
-        line = self.engine.void_line(lines[-1].line_no)
+        line = self.engine.void_line(lines[-1].line_no if line_no is None else line_no)
         total = self.engine.totals().total_minor
         self._refresh_suggestions()
         return TillEvent(

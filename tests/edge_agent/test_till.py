@@ -493,7 +493,7 @@ def test_headless_loop_writes_one_line_per_event(till: Till) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        ([], "run `omnitill till --headless`"),
+        (["--stdin"], "--stdin and --once are for the headless till"),
         (["--headless", "--once"], "--once needs --stdin"),
         (["--headless"], "No scan input"),
         (["--headless", "--scanner", "usb://scanner"], "is not supported"),

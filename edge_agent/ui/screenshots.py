@@ -1,0 +1,173 @@
+"""Screenshots of the cashier's screen for the docs: ``python -m edge_agent.ui.screenshots``.
+
+``make screenshots`` runs this offscreen (``QT_QPA_PLATFORM=offscreen``): it fills a throwaway
+till database through the real feed path (``edge_agent.feed.apply_page``) with a small demo
+catalogue and one customer, drives the real window through its presenter, and saves
+``QWidget.grab()`` images:
+
+- ``till-empty.png``: the till waiting for the first scan;
+- ``till-mid-sale.png``: three items scanned, a loyalty customer with their highlights, and the
+  basket's suggestions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from edge_agent import feed
+from edge_agent.config import TillSettings
+from edge_agent.store import LocalStore
+from edge_agent.till import Till
+from shared.barcodes import DEFAULT_LOYALTY_FORMAT, make_gtin, make_loyalty_number
+from shared.catalogue import Product, Store
+from shared.customer import CardItem, CustomerCard, CustomerIdentifierModel
+from shared.recommendations import RecommendationList, RecommendedItem
+
+__all__ = ["DEMO_LOYALTY", "demo_changes", "main", "render_screenshots"]
+
+STORE_ID = "S001"
+TILL_ID = "S001-T1"
+DEMO_LOYALTY = make_loyalty_number(DEFAULT_LOYALTY_FORMAT, 4242)
+_SIZE = (1366, 768)  # the common till display
+
+_PRODUCTS = (
+    ("GRO-MILK", "Alpenhof Fresh Milk 1 l", "Alpenhof", "Grocery", 129, "7"),
+    ("GRO-BREAD", "Backstube Rye Bread 500 g", "Backstube", "Grocery", 299, "7"),
+    ("GRO-BUTTER", "Alpenhof Butter 250 g", "Alpenhof", "Grocery", 249, "7"),
+    ("GRO-JAM", "Sonnhof Strawberry Jam 450 g", "Sonnhof", "Grocery", 349, "7"),
+    ("GRO-COFFEE", "Hochland Coffee Beans 1 kg", "Hochland", "Grocery", 1299, "7"),
+    ("APP-TSHIRT", "Nordkind Organic Cotton T-Shirt Navy", "Nordkind", "Apparel", 1999, "19"),
+    ("APP-JEANS", "Nordkind Slim Jeans Indigo", "Nordkind", "Apparel", 5999, "19"),
+    ("APP-BELT", "Nordkind Leather Belt Cognac", "Nordkind", "Apparel", 2999, "19"),
+    ("APP-SOCKS", "Nordkind Sneaker Socks 3-Pack", "Nordkind", "Apparel", 999, "19"),
+)
+_ALSO_BOUGHT = {
+    "GRO-BREAD": (("GRO-BUTTER", 0.9), ("GRO-JAM", 0.6)),
+    "APP-TSHIRT": (("APP-JEANS", 0.7), ("APP-BELT", 0.5), ("APP-SOCKS", 0.2)),
+    "GRO-COFFEE": (("GRO-MILK", 0.8),),
+}
+
+
+def demo_gtin(n: int) -> str:
+    """The EAN-13 of demo product number ``n`` (1-based, in catalogue order)."""
+    return make_gtin(f"400{n:09d}")
+
+
+def _change(entity: str, key: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"entity": entity, "key": key, "action": "upsert", "data": data}
+
+
+def demo_changes() -> list[dict[str, Any]]:
+    """Feed changes for a small demo store: products, also-bought lists and one customer."""
+    shop = Store(
+        store_id=STORE_ID,
+        name="Omnitill Demo Berlin",
+        city="Berlin",
+        currency="EUR",
+        tax_mode="inclusive",
+        timezone="Europe/Berlin",
+        tills=(TILL_ID,),
+    )
+    changes = [_change("store", STORE_ID, shop.model_dump(mode="json"))]
+    for n, (sku, name, brand, category, price, rate) in enumerate(_PRODUCTS, start=1):
+        product = Product(
+            sku=sku,
+            name=name,
+            brand=brand,
+            category=category,
+            gtins=(demo_gtin(n).zfill(14),),
+            price_minor=price,
+            currency="EUR",
+            tax_rate=Decimal(rate),
+        )
+        changes.append(_change("product", sku, product.model_dump(mode="json")))
+    for sku, partners in _ALSO_BOUGHT.items():
+        rec = RecommendationList(
+            kind="also_bought",
+            key=sku,
+            items=tuple(RecommendedItem(sku=p, score=s) for p, s in partners),
+        )
+        changes.append(_change("recommendation", f"also_bought:{sku}", rec.model_dump(mode="json")))
+    card = CustomerCard(
+        customer_id=uuid.UUID("5b0d7f5e-8d0c-4d8e-9a51-2f3d8e7d1c42"),
+        first_name="Maria",
+        last_name="Schmidt",
+        identifiers=(
+            CustomerIdentifierModel(kind="email", value="maria@example.com"),
+            CustomerIdentifierModel(kind="loyalty", value=DEMO_LOYALTY),
+        ),
+        loyalty_points=1250,
+        consents={"marketing_email": True, "marketing_sms": False},
+        recently_viewed=(CardItem(sku="APP-JEANS", at=datetime(2026, 11, 20, 9, tzinfo=UTC)),),
+        cart_items=(CardItem(sku="APP-BELT", price_minor=2999),),
+        recent_purchases=(CardItem(sku="GRO-COFFEE", at=datetime(2026, 11, 14, 17, tzinfo=UTC)),),
+    )
+    changes.append(_change("customer", str(card.customer_id), card.model_dump(mode="json")))
+    return changes
+
+
+def demo_till(directory: Path) -> Till:
+    """An offline till over a fresh demo database in ``directory``."""
+    store = LocalStore.open(directory / "till.sqlite")
+    feed.apply_page(store, demo_changes(), "demo-1")
+    settings = TillSettings(
+        db_path=directory / "till.sqlite",
+        store_id=STORE_ID,
+        till_id=TILL_ID,
+        cashier_id="cashier-7",
+        suggestions=3,
+    )
+    return Till(settings=settings, store=store, client=None, own_store=True)
+
+
+def render_screenshots(out: Path) -> list[Path]:
+    """Save the till screenshots into ``out``; returns the files written."""
+    # Imported here: the demo data above is useful without Qt (and without a display).
+    from PySide6.QtWidgets import QApplication
+
+    from edge_agent.ui.main_window import TillWindow
+    from edge_agent.ui.presenters import TillPresenter
+
+    app = QApplication.instance() or QApplication([])
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp, demo_till(Path(tmp)) as till:
+        presenter = TillPresenter(till)
+        window = TillWindow(presenter, status_interval_ms=60_000)
+        window.resize(*_SIZE)
+        window.show()
+
+        def save(name: str) -> None:
+            app.processEvents()
+            path = out / name
+            window.grab().save(str(path))
+            written.append(path)
+
+        save("till-empty.png")
+        for code in (demo_gtin(6), DEMO_LOYALTY, demo_gtin(2), "CMD-QTY-2", demo_gtin(1)):
+            presenter.scan(code)
+        save("till-mid-sale.png")
+        window.close()
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=Path("docs/img"), help="output directory")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    for path in render_screenshots(args.out):
+        print(path)  # noqa: T201 - a command-line script reports what it wrote
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
