@@ -14,7 +14,7 @@ import sys
 
 from bench.report import save
 
-BENCHMARKS = ["demo_data", "ingest", "pull", "lookup", "email", "receipts", "till"]
+BENCHMARKS = ["demo_data", "ingest", "pull", "lookup", "email", "receipts", "till", "recs"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -157,6 +157,27 @@ TARGETS: list[Target] = [
         "<=",
         250,
     ),
+    Target(
+        "recs_rebuild_s",
+        "HQ recommendations: full rebuild over 1M orders (5M lines), SQLite",
+        "s",
+        "<=",
+        60,
+    ),
+    Target(
+        "recs_rebuild_200k_s",
+        "HQ recommendations: full rebuild over 200k orders (quick run), SQLite",
+        "s",
+        "<=",
+        None,
+    ),
+    Target(
+        "recs_incremental_lag_s",
+        "HQ recommendations: sale pushed -> changed also-bought list pulled by another till",
+        "s",
+        "<=",
+        30,
+    ),
 ]
 
 

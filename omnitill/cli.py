@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hardware_sim.demo_data_cli:demo_data",
         "Generate a deterministic demo chain: stores, catalogue, customers, orders, web events.",
     ),
+    "eval-recs": (
+        "sync_server.recs_cli:eval_recs",
+        "Evaluate recommendations offline against popularity, co-occurrence and mlxtend rules.",
+    ),
 }
 
 

@@ -212,3 +212,15 @@ def import_data(kind: str, file: Path, db_url: str | None) -> None:
     click.echo(report.summary())
     if report.rejected:
         raise click.exceptions.Exit(1)
+
+
+@admin.command("rebuild-recs")
+@db_option
+def rebuild_recs(db_url: str | None) -> None:
+    """Recount every order and recompute every recommendation list (also-bought, bestsellers,
+    personal); lists that changed go to the tills on the feed."""
+    from sync_server.services import recs
+
+    with open_db(db_url) as db, errors_as_exit():
+        report = recs.rebuild(db)
+    click.echo(report.summary())

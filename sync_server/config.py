@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     card_worker_interval_s: float = Field(
         default=0.5, gt=0, description="How often customer cards waiting for refresh are built."
     )
+    recs_worker_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often new orders are added to the recommendation counts and the "
+        "affected also-bought lists are recomputed and put on the feed.",
+    )
     db_pool_size: int = Field(default=10, ge=1)
     mail_enabled: bool = Field(
         default=False,

@@ -1,9 +1,9 @@
 """The FastAPI app factory.
 
 ``create_app`` builds an app over a database: it migrates the schema on start-up and runs the
-background loops (customer-card refresh, tombstone purge, and the mail worker when
-``mail_enabled``) for as long as it lives. Every loop works through the database, so any number
-of server processes can run them side by side.
+background loops (customer-card refresh, recommendation updates, tombstone purge, and the mail
+worker when ``mail_enabled``) for as long as it lives. Every loop works through the database,
+so any number of server processes can run them side by side.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from omnitill import __version__
 from shared.protocol import PushRequest
 from sync_server.api import errors
-from sync_server.api.routes import admin, customers, health, receipts, sync
+from sync_server.api.routes import admin, customers, health, receipts, recommendations, sync
 from sync_server.config import Settings, load_settings
 from sync_server.db.engine import Database
 from sync_server.metrics import Metrics
-from sync_server.services import cards, feed, mailer
+from sync_server.services import cards, feed, mailer, recs
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,16 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             asyncio.create_task(
                 _every(
                     stop,
+                    settings.recs_worker_interval_s,
+                    "recommendations",
+                    recs.update_incremental,
+                    database,
+                    config=recs.default_config(),
+                )
+            ),
+            asyncio.create_task(
+                _every(
+                    stop,
                     PURGE_INTERVAL_S,
                     "tombstone purge",
                     _purge,
@@ -147,13 +157,24 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             {"name": "admin", "description": "HQ administration (admin token)"},
             {"name": "operations", "description": "Health and metrics"},
             {"name": "receipts", "description": "Digital receipts and unsubscribing (customers)"},
+            {
+                "name": "recommendations",
+                "description": "Also-bought, personal and bestseller lists (till or admin token)",
+            },
         ],
     )
     app.state.settings = settings
     app.state.db = database
     app.state.metrics = metrics
     errors.install(app)
-    for router in (sync.router, customers.router, admin.router, health.router, receipts.router):
+    for router in (
+        sync.router,
+        customers.router,
+        admin.router,
+        health.router,
+        receipts.router,
+        recommendations.router,
+    ):
         app.include_router(router)
     # Level 5: level 9 (the default) took most of the server time of a 5,000-row pull page
     # for a few percent smaller bodies.

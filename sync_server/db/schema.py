@@ -341,3 +341,62 @@ mail_queue = sa.Table(
     sa.Column("sent_at", UtcDateTime),
     sa.Index("ix_mail_queue_status_next", "status", "next_attempt_at"),
 )
+
+# -- recommendations (see sync_server/services/recs.py) ---------------------------------------
+
+#: Forward-decayed number of baskets (orders of every channel) that held each SKU.
+item_counts = sa.Table(
+    "item_counts",
+    metadata,
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("weight", sa.Float, nullable=False),
+)
+
+#: Forward-decayed number of baskets that held both ``a`` and ``b``; both directions are stored
+#: so that one product's partners are one primary-key range (``a = ?``).
+item_pairs = sa.Table(
+    "item_pairs",
+    metadata,
+    sa.Column("a", sa.String(64), primary_key=True),
+    sa.Column("b", sa.String(64), primary_key=True),
+    sa.Column("weight", sa.Float, nullable=False),
+)
+
+#: One row (``id`` 1): how far the counts have read ``orders`` (``ingested_at``, ``order_id``),
+#: the decay's reference time and the decayed total of all baskets.
+recs_state = sa.Table(
+    "recs_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("watermark_at", UtcDateTime),
+    sa.Column("watermark_order", Uuid),
+    sa.Column("reference_at", UtcDateTime, nullable=False),
+    sa.Column("total_weight", sa.Float, nullable=False, server_default="0"),
+    sa.Column("rebuilt_at", UtcDateTime),
+)
+
+#: Products whose also-bought list must be recomputed; versions and leases as ``dirty_cards``.
+dirty_items = sa.Table(
+    "dirty_items",
+    metadata,
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("leased_until", UtcDateTime),
+)
+
+#: HQ's merchandising rules, applied on top of every computed list. ``kind`` is ``pin``,
+#: ``boost`` or ``exclude``; a rule names a ``sku`` or a ``category``; a pin names the list it
+#: applies to by ``target_sku`` (one product's list) or by ``category`` (the lists of every
+#: product of that category).
+merchandising_rules = sa.Table(
+    "merchandising_rules",
+    metadata,
+    sa.Column("rule_id", Uuid, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("sku", sa.String(64)),
+    sa.Column("category", sa.String(200)),
+    sa.Column("target_sku", sa.String(64)),
+    sa.Column("weight", sa.Float, nullable=False, server_default="1"),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
