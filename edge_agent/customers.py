@@ -55,7 +55,7 @@ from shared.identifiers import (
     new_till_local_id,
     normalize_identifier,
 )
-from shared.protocol import CustomerPatch, FieldWrite
+from shared.protocol import CustomerPatch, FieldWrite, InStoreEvent
 from shared.protocol import describe_validation_error as _describe
 from shared.wire import utc_now
 
@@ -262,7 +262,20 @@ class CustomerDesk:
                     "SELECT card FROM customers WHERE customer_id = ?", [str(card.customer_id)]
                 ).fetchone()
                 return _card(row[0]) if row else card
+            known = db.execute(
+                "SELECT 1 FROM customers WHERE customer_id = ?", [str(card.customer_id)]
+            ).fetchone()
             _cache_card(db, card)
+            if known is None:
+                # New to this till: through the outbox, HQ learns that this store's tills want
+                # the card's updates on the feed (the lookup itself writes nothing at HQ).
+                event = InStoreEvent(
+                    event_id=uuid.uuid4(),
+                    kind="customer_identified",
+                    at=utc_now(),
+                    customer_id=card.customer_id,
+                )
+                outbox.enqueue(db, "event", event.model_dump(mode="json"))
         return card
 
     def _create_provisional(self, ident: Identifier) -> Identification:

@@ -167,6 +167,10 @@ def test_a_cache_miss_asks_hq_and_caches_its_card(
     )
     assert second.source == "cache" and second.card == first.card and elapsed < 0.05
     assert pending_patches(store) == []
+    # HQ learns through the outbox (once) that this store's tills now want Maria's card.
+    events = store.query("SELECT payload FROM outbox WHERE type = 'event'")
+    assert [json.loads(e["payload"])["kind"] for e in events] == ["customer_identified"]
+    assert json.loads(events[0]["payload"])["customer_id"] == str(customer)
 
 
 def test_a_slow_hq_gives_a_provisional_customer_quickly_and_its_late_answer_is_kept(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from shared.customer import CustomerCard
@@ -22,8 +22,8 @@ from sync_server.services.tills import Till
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
 
-def _lookup(db: Database, till: Till, text: str) -> tuple[CustomerCard, UUID | None]:
-    """The card for what was scanned, and the customer id if this store must start caching it.
+def _lookup(db: Database, till: Till, text: str) -> CustomerCard:
+    """The card for what was scanned.
 
     Reads only: the card comes from the change feed, where the card worker keeps every cached
     customer's card current; only a customer no store caches yet has their card built here.
@@ -53,12 +53,7 @@ def _lookup(db: Database, till: Till, text: str) -> tuple[CustomerCard, UUID | N
             if built is None:
                 raise NotFound(f"No customer with {ident.kind} {ident.value}")
             card = built
-    return card, (None if till.store_id in scopes else customer)
-
-
-def _start_caching(db: Database, customer: UUID, store_id: str) -> None:
-    with db.write() as conn:
-        identity.customers_changed(conn, {customer}, store_id=store_id)
+    return card
 
 
 @router.get(
@@ -76,17 +71,13 @@ def _start_caching(db: Database, customer: UUID, store_id: str) -> None:
 async def lookup(
     till: CurrentTill,
     db: DbDep,
-    background: BackgroundTasks,
     identifier: Annotated[
         str, Query(min_length=1, max_length=320, examples=["email:maria@example.com"])
     ],
 ) -> CustomerCard:
-    card, new_here = await run_in_threadpool(_lookup, db, till, identifier)
-    if new_here is not None:
-        # After the answer: from now on this store's tills get the card and its updates on the
-        # feed. Should this process stop before, the next lookup from the store does it again.
-        background.add_task(_start_caching, db, new_here, till.store_id)
-    return card
+    # Reads only. The till tells HQ through its outbox (a `customer_identified` event) that
+    # its store now caches this card, and ingest then puts the card's updates on the feed.
+    return await run_in_threadpool(_lookup, db, till, identifier)
 
 
 @router.get(
