@@ -7,38 +7,24 @@ the bestsellers of their home store (or of the chain), a store without sales the
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Literal
 from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from shared.errors import NotFound, PermissionDenied
 from shared.recommendations import RecommendationList
-from sync_server.api.deps import AdminDep, Credentials, DbDep, SettingsDep, _token
+from sync_server.api.deps import AdminDep, CallerDep, DbDep
 from sync_server.api.errors import error_responses
 from sync_server.db.schema import products, profiles, recommendation_lists
 from sync_server.services import recs
-from sync_server.services.tills import Till, authenticate_till
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
 
 SkuPath = Annotated[str, Path(min_length=1, max_length=64, examples=["GRO-000001"])]
 StorePath = Annotated[str, Path(min_length=1, max_length=64, examples=["S001"])]
-
-
-def caller(db: DbDep, settings: SettingsDep, credentials: Credentials) -> Till | None:
-    """The till calling, or None for HQ staff with the admin token."""
-    token = _token(credentials)
-    expected = settings.admin_token.get_secret_value() if settings.admin_token else None
-    if expected is not None and hmac.compare_digest(token.encode(), expected.encode()):
-        return None
-    return authenticate_till(db, token)
-
-
-CallerDep = Annotated[Till | None, Depends(caller)]
 
 
 @router.get(
