@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -32,11 +31,13 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 import click
 import phonenumbers
+
+from hardware_sim.serving import serve_until_signal
 
 __all__ = ["MAX_TEXT", "SmsSink", "sms_command", "sms_segments", "validate_sms"]
 
@@ -315,32 +316,19 @@ def sms_command(port: int, host: str, out_dir: Path, token: str | None, fail: bo
     sink = SmsSink(
         out_dir=out_dir, port=port, host=host, token=token, failing=fail, on_message=show
     )
-    stop = threading.Event()
 
-    def toggle(signum: int, frame: FrameType | None) -> None:
+    def toggle() -> str:
         sink.failing = not sink.failing
-        click.echo(f"fail mode {'on: answering 503' if sink.failing else 'off: accepting'}")
+        return f"fail mode {'on: answering 503' if sink.failing else 'off: accepting'}"
 
-    def finish(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    try:
-        sink.start()
-    except OSError as exc:
-        raise click.ClickException(
-            f"Cannot listen on {host}:{port}: {exc.strerror or exc}"
-        ) from exc
-    if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, toggle)
-    signal.signal(signal.SIGTERM, finish)
-    signal.signal(signal.SIGINT, finish)
-    click.echo(
-        f"SMS gateway sink on {sink.url} | POST /messages | keeping messages in {out_dir}"
-        f"{' | failing (503)' if fail else ''}{' | token required' if token else ''}"
+    serve_until_signal(
+        start=sink.start,
+        stop=sink.stop,
+        where=f"{host}:{port}",
+        banner=lambda: (
+            f"SMS gateway sink on {sink.url} | POST /messages | keeping messages in {out_dir}"
+            f"{' | failing (503)' if fail else ''}{' | token required' if token else ''}"
+        ),
+        toggle=toggle,
+        farewell=lambda: f"stopped | {len(sink.paths())} messages in {out_dir}",
     )
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sink.stop()
-        click.echo(f"stopped | {len(sink.paths())} messages in {out_dir}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -33,11 +32,13 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 import click
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from hardware_sim.serving import serve_until_signal
 
 __all__ = ["ReceivedMail", "SmtpSink", "smtp_command"]
 
@@ -308,32 +309,19 @@ def smtp_command(
         password=password,
         on_message=lambda mail: click.echo(mail.summary()),
     )
-    stop = threading.Event()
 
-    def toggle(signum: int, frame: FrameType | None) -> None:
+    def toggle() -> str:
         sink.reject = not sink.reject
-        click.echo(f"reject mode {'on: answering 451' if sink.reject else 'off: accepting'}")
+        return f"reject mode {'on: answering 451' if sink.reject else 'off: accepting'}"
 
-    def finish(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    try:
-        sink.start()
-    except OSError as exc:
-        raise click.ClickException(
-            f"Cannot listen on {host}:{port}: {exc.strerror or exc}"
-        ) from exc
-    if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, toggle)
-    signal.signal(signal.SIGTERM, finish)
-    signal.signal(signal.SIGINT, finish)
-    click.echo(
-        f"SMTP sink on {host}:{sink.port} | keeping mail in {out_dir} | "
-        f"{'rejecting (451)' if reject else 'accepting'}{' | AUTH required' if user else ''}"
+    serve_until_signal(
+        start=sink.start,
+        stop=sink.stop,
+        where=f"{host}:{port}",
+        banner=lambda: (
+            f"SMTP sink on {host}:{sink.port} | keeping mail in {out_dir} | "
+            f"{'rejecting (451)' if reject else 'accepting'}{' | AUTH required' if user else ''}"
+        ),
+        toggle=toggle,
+        farewell=lambda: f"stopped | {len(sink.paths())} messages in {out_dir}",
     )
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sink.stop()
-        click.echo(f"stopped | {len(sink.paths())} messages in {out_dir}")
