@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edge_agent.cli:till",
         "Run a till (headless with --headless; the cashier's screen comes later)",
     ),
+    "kiosk": (
+        "edge_agent.kiosk_cli:kiosk",
+        "Run the in-store kiosk: price check, bestsellers and personal picks, full screen.",
+    ),
     "demo": (
         "omnitill.demo:demo",
         "Run the whole store on this machine: HQ, a till and Maria's story.",

@@ -164,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/img"), help="output directory")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    for path in render_screenshots(args.out):
+    from edge_agent.ui.kiosk_screenshots import render_kiosk_screenshots  # it imports this module
+
+    for path in [*render_screenshots(args.out), *render_kiosk_screenshots(args.out)]:
         print(path)  # noqa: T201 - a command-line script reports what it wrote
     return 0
 
