@@ -54,6 +54,7 @@ from typing import Any
 
 import httpx
 
+from shared.ids import new_id
 from shared.sale import Sale, check_totals
 from sync_server.db.engine import Database
 from sync_server.db.schema import ops, order_lines, orders
@@ -278,7 +279,7 @@ class SaleFactory:
     def sale(self, store: str, till: str, seq: int) -> GeneratedSale:
         n = self.rng.choice((3, 4, 5))
         skus = [f"SKU-{self.rng.randrange(SKUS):05d}" for _ in range(n)]
-        sale_id = uuid.uuid4()
+        sale_id = new_id()  # as a till makes them: time-ordered UUIDv7 (shared/ids.py)
         receipt = f"{till}-{seq:08d}"
         values = {
             "sale_id": str(sale_id),
@@ -290,7 +291,7 @@ class SaleFactory:
         }
         return GeneratedSale(
             sale_id=sale_id,
-            op_id=uuid.uuid4(),
+            op_id=new_id(),
             seq=seq,
             receipt=receipt,
             skus=skus,

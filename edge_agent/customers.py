@@ -55,6 +55,7 @@ from shared.identifiers import (
     new_till_local_id,
     normalize_identifier,
 )
+from shared.ids import new_id
 from shared.protocol import CustomerPatch, FieldWrite, InStoreEvent
 from shared.protocol import describe_validation_error as _describe
 from shared.wire import utc_now
@@ -270,7 +271,7 @@ class CustomerDesk:
                 # New to this till: through the outbox, HQ learns that this store's tills want
                 # the card's updates on the feed (the lookup itself writes nothing at HQ).
                 event = InStoreEvent(
-                    event_id=uuid.uuid4(),
+                    event_id=new_id(),
                     kind="customer_identified",
                     at=utc_now(),
                     customer_id=card.customer_id,

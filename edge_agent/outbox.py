@@ -10,13 +10,13 @@ for staff and stays in the outbox marked ``dead``. Nothing is deleted.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
 from edge_agent.store import LocalStore, dumps
+from shared.ids import new_id
 from shared.protocol import OpResult
 from shared.wire import utc_now
 
@@ -46,7 +46,7 @@ def enqueue(db: sqlite_utils.Database, op_type: str, payload: dict[str, Any] | s
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         [str(seq)],
     )
-    op_id = uuid.uuid4()
+    op_id = new_id()
     text = payload if isinstance(payload, str) else dumps(payload)
     now = utc_now()
     db.execute(

@@ -70,10 +70,11 @@ def open_db(db_url: str | None) -> Iterator[Database]:
 )
 @click.option(
     "--workers",
-    type=int,
+    type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Server processes (PostgreSQL only; SQLite has one writer).",
+    help="Server processes. On SQLite they take turns writing (a file lock beside the "
+    "database); 2 on a 2-core machine.",
 )
 def server(
     db_url: str | None, host: str | None, port: int | None, advertise: bool | None, workers: int
@@ -86,8 +87,12 @@ def server(
         settings.check_can_listen()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    if workers > 1 and settings.database_url.startswith("sqlite"):
-        raise click.ClickException("--workers > 1 needs PostgreSQL: SQLite has one writer")
+    if (
+        workers > 1
+        and settings.database_url.startswith("sqlite")
+        and ":memory:" in (settings.database_url)
+    ):
+        raise click.ClickException("--workers > 1 needs a database file: :memory: is per process")
     announcer = None
     if settings.advertise:
         from sync_server.discovery import Advertiser
@@ -169,11 +174,14 @@ def list_tills(db_url: str | None) -> None:
 
 
 @admin.command("import")
-@click.argument("kind", type=click.Choice(["stores", "products", "customers", "orders"]))
+@click.argument(
+    "kind", type=click.Choice(["stores", "products", "customers", "orders", "web-events"])
+)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
 @db_option
 def import_data(kind: str, file: Path, db_url: str | None) -> None:
-    """Import stores, products, customers or orders from FILE (see docs/data-formats.md).
+    """Import stores, products, customers, orders or web-events from FILE (see
+    docs/data-formats.md).
 
     Good rows are imported; each bad row is reported on stderr as FILE:LINE: reason. Prints
     `imported N, rejected M` and exits with 1 when any row was rejected. Safe to run again.
@@ -182,7 +190,8 @@ def import_data(kind: str, file: Path, db_url: str | None) -> None:
 
     from sync_server.services import importer
 
-    what: importer.ImportKind = kind  # type: ignore[assignment]  # click.Choice checked it
+    # click.Choice checked it; web-events is the web_events kind
+    what: importer.ImportKind = kind.replace("-", "_")  # type: ignore[assignment]
     threshold = _settings(db_url=db_url).merge_protection_threshold
     total = importer.count_data_rows(file, what)
     # disable=None: the bar shows only on a terminal, never in logs or pipes.

@@ -1,14 +1,20 @@
 """Engines and migrations for SQLite and PostgreSQL.
 
 SQLite: WAL, ``synchronous=FULL`` (sales are money: NORMAL may lose the last commits after a
-power cut), a busy timeout, foreign keys on, and one process-wide write lock so that concurrent
-requests queue in Python instead of spinning on SQLITE_BUSY. PostgreSQL: a connection pool;
+power cut), a busy timeout, foreign keys on, and writers that queue instead of spinning on
+SQLITE_BUSY: within a process on a lock, and across processes (several server workers, an
+admin import beside a running server) on an advisory ``flock`` of ``<database>.writelock``,
+whose waiters the kernel wakes the moment it is free (SQLite's own busy handler polls with
+sleeps of up to 100 ms). Write transactions start with ``BEGIN IMMEDIATE``, so a writer that
+does not take the file lock still never deadlocks with us. PostgreSQL: a connection pool;
 several server processes may share one database.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,10 +43,14 @@ class Database:
         self.url = sa.make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._lock_path: str | None = None
+        self._file_lock: int | None = None
+        self._immediate = threading.local()
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
+                self._lock_path = f"{database}.writelock"
             self.engine: Engine = sa.create_engine(
                 self.url,
                 connect_args={"timeout": 30, "check_same_thread": False},
@@ -49,7 +59,7 @@ class Database:
             )
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             # Let us issue BEGIN ourselves: pysqlite's own transaction handling defers it.
-            sa.event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            sa.event.listen(self.engine, "begin", self._begin)
         else:
             self.engine = sa.create_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
@@ -59,18 +69,41 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def _begin(self, conn: Connection) -> None:
+        immediate = getattr(self._immediate, "on", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction. Committed on success, rolled back on any error."""
+        with self.write_lock():
+            self._immediate.on = True
+            try:
+                with translate_errors(), self.engine.begin() as conn:
+                    self._immediate.on = False
+                    yield conn
+            finally:
+                self._immediate.on = False
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold SQLite's writer turn (this process's lock, then the file lock); no-op elsewhere."""
         lock = self._write_lock
-        if lock is not None:
-            lock.acquire()
-        try:
-            with translate_errors(), self.engine.begin() as conn:
-                yield conn
-        finally:
-            if lock is not None:
-                lock.release()
+        if lock is None:
+            yield
+            return
+        with lock:
+            if self._lock_path is None:  # an in-memory database lives in one process
+                yield
+                return
+            if self._file_lock is None:
+                self._file_lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._file_lock
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -80,7 +113,7 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run from many processes at once."""
         config = alembic_config(self)
-        with self.engine.begin() as conn:
+        with self.write_lock(), self.engine.begin() as conn:
             if not self.is_sqlite:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             config.attributes["connection"] = conn
@@ -88,6 +121,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._write_lock is not None:
+            with self._write_lock:
+                if self._file_lock is not None:
+                    os.close(self._file_lock)
+                    self._file_lock = None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -40,8 +41,10 @@ from shared.errors import (
     BatchTooLarge,
     Conflict,
     InvalidInput,
+    OmnitillError,
     PermissionDenied,
     SequenceGap,
+    StorageError,
 )
 from shared.protocol import (
     MAX_PUSH_OPS,
@@ -54,11 +57,12 @@ from shared.protocol import (
     PushResponse,
     ReceiptEmail,
     parse_op_payload,
+    parse_push,
 )
 from shared.sale import Return, Sale, check_return_totals, check_totals
 from shared.wire import utc_now
 from sync_server.db.bulk import bulk_insert
-from sync_server.db.engine import Database
+from sync_server.db.engine import Database, translate_errors
 from sync_server.db.schema import (
     events,
     mail_queue,
@@ -118,6 +122,16 @@ def apply_push(
     ``payloads``, when given, are the ops' payloads already validated (``parse_push``), in the
     order of ``request.ops``.
     """
+    check_push(till, request)
+    try:
+        with db.write() as conn:
+            return _apply(conn, till, request, backlog, payloads)
+    except IntegrityError as exc:
+        raise _conflict(exc) from exc
+
+
+def check_push(till: Till, request: PushRequest) -> None:
+    """What can be refused before the database is touched."""
     if request.till_id != till.till_id:
         raise PermissionDenied(
             f"This token belongs to till {till.till_id}; it cannot push as {request.till_id}"
@@ -129,12 +143,83 @@ def apply_push(
     seen_ids = [op.op_id for op in request.ops]
     if len(set(seen_ids)) != len(seen_ids):
         raise InvalidInput("The same op_id appears twice in one push")
-    try:
+
+
+def _conflict(exc: IntegrityError) -> Conflict:
+    # Only reachable when another process stored one of these op_ids for another till.
+    return Conflict(f"Push conflicts with stored ops: {exc.orig}")
+
+
+@dataclass(frozen=True, slots=True)
+class RawPush:
+    """A push as it arrived: the till that sent it, its body, its reported backlog."""
+
+    till: Till
+    body: bytes
+    backlog: int | None = None
+
+
+def apply_raw_push(db: Database, push: RawPush) -> PushOutcome:
+    """Parse and apply one push in its own transaction; raises what apply_pushes returns."""
+    request, payloads = parse_push(push.body)
+    return apply_push(db, push.till, request, backlog=push.backlog, payloads=payloads)
+
+
+def apply_pushes(db: Database, pushes: Sequence[RawPush]) -> list[PushOutcome | Exception]:
+    """Parse and apply several pushes in ONE transaction, a savepoint each (group commit).
+
+    Returns one outcome per push, in order: its :class:`PushOutcome`, or the error that push
+    alone met (a ``pydantic.ValidationError`` for a malformed body, or an :class:`OmnitillError`
+    such as :class:`SequenceGap`); that push's writes are rolled back to its savepoint and the
+    others go on. A failure of the transaction itself (:class:`StorageError`: disk full, a
+    database error) is raised and nothing of the group is stored. Pushes of the same till in
+    one group are applied in order and see each other's writes, exactly as one after the other.
+    """
+    outcomes: list[PushOutcome | Exception | None] = [None] * len(pushes)
+    ready: list[tuple[int, PushRequest, Sequence[OpPayload] | None]] = []
+    for index, push in enumerate(pushes):
+        try:
+            request, payloads = parse_push(push.body)
+            check_push(push.till, request)
+        except (ValidationError, OmnitillError) as exc:
+            outcomes[index] = exc
+            continue
+        ready.append((index, request, payloads))
+    if ready:
         with db.write() as conn:
-            return _apply(conn, till, request, backlog, payloads)
-    except IntegrityError as exc:
-        # Only reachable when another process stored one of these op_ids for another till.
-        raise Conflict(f"Push conflicts with stored ops: {exc.orig}") from exc
+            for index, parsed, parsed_payloads in ready:
+                push = pushes[index]
+                savepoint = conn.begin_nested()
+                try:
+                    with translate_errors():
+                        outcomes[index] = _apply(
+                            conn, push.till, parsed, push.backlog, parsed_payloads
+                        )
+                except StorageError:
+                    # The transaction itself is in doubt (SQLite rolls the whole of it back on
+                    # a full disk, savepoints included): the group fails, nothing is stored.
+                    raise
+                except (IntegrityError, OmnitillError) as exc:
+                    savepoint.rollback()
+                    outcomes[index] = _conflict(exc) if isinstance(exc, IntegrityError) else exc
+                else:
+                    savepoint.commit()
+    done: list[PushOutcome | Exception] = []
+    for outcome in outcomes:
+        assert outcome is not None  # every push was either refused or applied above
+        done.append(outcome)
+    return done
+
+
+# Built once: building a SELECT with a 100-value IN list per push cost more than running it.
+_LAST_SEQ = sa.select(tills.c.last_seq).where(tills.c.till_id == sa.bindparam("till_id"))
+_LAST_SEQ_FOR_UPDATE = _LAST_SEQ.with_for_update()
+_KNOWN_OPS = sa.select(ops.c.op_id, ops.c.status, ops.c.error).where(
+    ops.c.op_id.in_(sa.bindparam("op_ids", expanding=True))
+)
+_QUARANTINED = sa.select(quarantine.c.op_id, quarantine.c.reason).where(
+    quarantine.c.op_id.in_(sa.bindparam("op_ids", expanding=True))
+)
 
 
 def _apply(
@@ -144,20 +229,11 @@ def _apply(
     backlog: int | None,
     payloads: Sequence[OpPayload] | None,
 ) -> PushOutcome:
-    query = sa.select(tills.c.last_seq).where(tills.c.till_id == till.till_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    last_seq = int(conn.execute(query).scalar_one())
-    op_ids = [op.op_id for op in request.ops]
-    known: dict[UUID, Any] = {
-        row.op_id: row
-        for row in conn.execute(
-            sa.select(ops.c.op_id, ops.c.status, ops.c.error).where(ops.c.op_id.in_(op_ids))
-        )
-    }
-    for row in conn.execute(
-        sa.select(quarantine.c.op_id, quarantine.c.reason).where(quarantine.c.op_id.in_(op_ids))
-    ):
+    query = _LAST_SEQ_FOR_UPDATE if conn.dialect.name == "postgresql" else _LAST_SEQ
+    last_seq = int(conn.execute(query, {"till_id": till.till_id}).scalar_one())
+    op_ids = {"op_ids": [op.op_id for op in request.ops]}
+    known: dict[UUID, Any] = {row.op_id: row for row in conn.execute(_KNOWN_OPS, op_ids)}
+    for row in conn.execute(_QUARANTINED, op_ids):
         known[row.op_id] = _Stored(status="quarantined", error=row.reason)
     now = utc_now()
     batch = _Batch(store_id=till.store_id)

@@ -16,7 +16,6 @@ from shared.protocol import (
     MAX_PUSH_OPS,
     PullPage,
     PushResponse,
-    parse_push,
 )
 from sync_server.api.deps import CurrentTill, DbDep, MetricsDep
 from sync_server.api.errors import error_responses
@@ -86,14 +85,17 @@ async def push(
             f"and {MAX_PUSH_BYTES:,} bytes per push"
         )
 
-    def work() -> ingest.PushOutcome:
-        try:
-            parsed, payloads = parse_push(body)
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from exc
-        return ingest.apply_push(db, till, parsed, backlog=x_omnitill_backlog, payloads=payloads)
-
-    outcome = await run_in_threadpool(work)
+    push = ingest.RawPush(till, body, x_omnitill_backlog)
+    committer = getattr(request.app.state, "ingest_committer", None)
+    try:
+        if committer is not None and committer.running:
+            # SQLite: one writer thread applies pushes in groups (sync_server/group_commit.py).
+            outcome = await committer.submit(push)
+        else:
+            # PostgreSQL: pushes run side by side, each in its own transaction.
+            outcome = await run_in_threadpool(ingest.apply_raw_push, db, push)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
     for verdict, count in outcome.verdicts.items():
         metrics.push_ops.labels(verdict).inc(count)
     return Response(outcome.response.model_dump_json(), media_type="application/json")
