@@ -81,6 +81,13 @@ TARGETS: list[Target] = [
         None,
     ),
     Target(
+        "ingest_workers_sqlite",
+        "HQ ingest, SQLite: server processes of the run above (the faster of 1 and 2)",
+        "processes",
+        "<=",
+        None,
+    ),
+    Target(
         "ingest_ratio_to_raw_postgres",
         "HQ ingest, PostgreSQL: rate over a raw batched insert of the same rows",
         "of raw",
