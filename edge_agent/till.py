@@ -64,8 +64,33 @@ Screen actions
 The cashier's screen (``edge_agent.ui``) also calls :meth:`Till.add_sku` (a product picked from
 the search), :meth:`Till.accept_suggestion` (one touch on a suggestion: the product is added and
 a ``suggestion_accepted`` event, with the suggestion's reason, goes to the outbox for HQ),
-:meth:`Till.void_line` and :meth:`Till.set_line_quantity` (any line, not only the last). Like a
+:meth:`Till.void_line` and :meth:`Till.set_line_quantity` (any line, not only the last),
+:meth:`Till.discount_line`, :meth:`Till.discount_basket` and :meth:`Till.remove_discounts` (an
+amount or a percent, always with a reason), :meth:`Till.add_open_price` (an item keyed with its
+price), :meth:`Till.pay` (a tender with the card terminal's own reference when the cashier keys
+it), :meth:`Till.park` with a label and :meth:`Till.resume` of any parked sale
+(:meth:`Till.parked_sales` lists them), and :meth:`Till.release_receipt` (see below). Like a
 scan, each returns a :class:`TillEvent` and never raises.
+
+The receipt choice
+------------------
+With ``hold_receipts`` (the cashier's screen sets it; the headless till prints at once), a
+completed sale's paper receipt is **held**: the sale, its outbox op and its receipt are committed
+as always, in the same transaction the receipt's print job is marked ``held``, so nothing prints
+until :meth:`Till.release_receipt` says whether the customer wants paper (``pending``: it prints)
+or not (``declined``). A till that stops before the answer prints nothing and keeps the sale; a
+reprint of a receipt that was never printed prints the original, not a copy. A cash sale opens the
+drawer at once all the same (a ``drawer`` job), so the change is counted out while the customer
+answers; the receipt printed later does not kick the drawer again. Returns always print.
+
+X and Z reports are printed too (a ``report`` print job laid out by
+:mod:`edge_agent.printing.slips`), with every amount in the store's locale.
+
+Status notifications
+--------------------
+:meth:`Till.add_status_listener` registers a callable run whenever the sync worker finishes a
+cycle or the printer's state changes, on *their* threads: a screen marshals it to its own thread
+and then reads :meth:`Till.status`.
 
 Receipts by email
 -----------------
@@ -94,9 +119,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlite_utils
 from pydantic import ValidationError
 
 from edge_agent import outbox, reports
@@ -111,7 +139,8 @@ from edge_agent.printing.connections import (
     parse_printer_url,
 )
 from edge_agent.printing.jobs import PrinterState, PrintWorker
-from edge_agent.sale_engine import ReturnDraft, SaleEngine, UnknownBarcode
+from edge_agent.printing.slips import ReportSlip
+from edge_agent.sale_engine import ParkedBasket, ReturnDraft, SaleEngine, UnknownBarcode
 from edge_agent.store import LocalStore
 from edge_agent.suggestions import Suggestion
 from edge_agent.sync_worker import ClientSource, SyncStatus, SyncWorker
@@ -171,6 +200,8 @@ EventKind = Literal[
     "return_complete",
     "reprint_queued",
     "email_queued",
+    "receipt",
+    "discount",
     "report",
     "scan_failed",
     "unknown_product",
@@ -300,6 +331,7 @@ class Till:
         on_sync_status: Callable[[SyncStatus], None] | None = None,
         printer_connection: Callable[[], PrinterConnection] | None = None,
         on_printer_status: Callable[[PrinterState], None] | None = None,
+        hold_receipts: bool = False,
     ) -> None:
         # A bad printer URL is refused now, not at the first receipt.
         printer_url = parse_printer_url(settings.printer)
@@ -315,6 +347,11 @@ class Till:
         self._card_reference = card_reference or _SimulatedTerminal()
         self._lock = threading.RLock()
         self._closed = False
+        #: Hold each sale's paper receipt until :meth:`release_receipt` (the receipt choice).
+        self.hold_receipts = hold_receipts
+        self._status_listeners: list[Callable[[], None]] = []
+        self._on_sync_status = on_sync_status
+        self._on_printer_status = on_printer_status
 
         lookup: Lookup | None = None
         source: ClientSource = client
@@ -341,7 +378,7 @@ class Till:
             push_interval_s=settings.push_interval_s,
             pull_interval_s=settings.pull_interval_s,
             pull_limit=settings.pull_limit,
-            on_status=on_sync_status,
+            on_status=self._sync_status_changed,
         )
         self.printer: PrintWorker | None = None
         if printer_connection is not None:
@@ -350,7 +387,7 @@ class Till:
                 printer_connection,
                 profile=printer_url.profile,
                 clock=clock,
-                on_status=on_printer_status,
+                on_status=self._printer_status_changed,
             )
         self._shop_text: str | None = None
         self.engine = self._new_engine(self._load_shop())
@@ -443,6 +480,34 @@ class Till:
             printer=self.printer.state if self.printer is not None else None,
         )
 
+    def add_status_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` when the sync or printer status changes (from the worker's
+        thread); returns the function that removes it."""
+        self._status_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._status_listeners:
+                self._status_listeners.remove(listener)
+
+        return remove
+
+    def _sync_status_changed(self, status: SyncStatus) -> None:
+        if self._on_sync_status is not None:
+            self._on_sync_status(status)
+        self._status_changed()
+
+    def _printer_status_changed(self, state: PrinterState) -> None:
+        if self._on_printer_status is not None:
+            self._on_printer_status(state)
+        self._status_changed()
+
+    def _status_changed(self) -> None:
+        for listener in list(self._status_listeners):
+            try:
+                listener()
+            except Exception:  # a screen's problem must not stop syncing or printing
+                log.exception("a till status listener failed")
+
     # -- scans ---------------------------------------------------------------------------------
 
     def handle_scan(self, text: str) -> TillEvent:
@@ -496,6 +561,92 @@ class Till:
         """Change how many of basket line ``line_no`` are sold."""
         return self._screen_action(
             "changing a quantity", lambda: self._set_line_quantity(line_no, quantity)
+        )
+
+    def discount_line(
+        self, line_no: int, *, kind: Literal["amount", "percent"], value: Decimal | int, reason: str
+    ) -> TillEvent:
+        """Take ``value`` (minor units, or a percent) off basket line ``line_no``, with a reason."""
+        return self._screen_action(
+            "discounting a line", lambda: self._discount(line_no, kind, value, reason)
+        )
+
+    def discount_basket(
+        self, *, kind: Literal["amount", "percent"], value: Decimal | int, reason: str
+    ) -> TillEvent:
+        """Take ``value`` off the whole basket (spread over its lines), with a reason."""
+        return self._screen_action(
+            "discounting the basket", lambda: self._discount(None, kind, value, reason)
+        )
+
+    def remove_discounts(self, line_no: int | None = None) -> TillEvent:
+        """Remove line ``line_no``'s discounts, or the basket discounts when it is None."""
+        return self._screen_action("removing discounts", lambda: self._undiscount(line_no))
+
+    def add_open_price(
+        self, name: str, price_minor: int, tax_rate: Decimal, quantity: int = 1
+    ) -> TillEvent:
+        """Add an item the till does not know, keyed with its name, price and tax rate."""
+        return self._screen_action(
+            "adding an open-price item",
+            lambda: self._add_open_price(name, price_minor, tax_rate, quantity),
+        )
+
+    def pay(
+        self,
+        kind: Literal["cash", "card"],
+        amount_minor: int | None = None,
+        *,
+        reference: str | None = None,
+    ) -> TillEvent:
+        """A tender from the payment screen: cash handed over, or a card payment with the
+        terminal's ``reference`` (None: the till's own terminal link gives it). During a return
+        it is the refund (always its total). Completes the sale once nothing is due."""
+
+        def action() -> TillEvent:
+            if self.return_draft is not None:
+                name = "PAY-CASH" if kind == "cash" else "PAY-CARD"
+                return self._return_command(name, amount_minor, name)
+            return self._pay(kind, amount_minor, reference)
+
+        return self._screen_action("taking a payment", action)
+
+    def park(self, label: str = "") -> TillEvent:
+        """Put the sale aside under ``label`` (the customer's name, "trolley 3"...)."""
+        return self._screen_action("parking the sale", lambda: self._park(label))
+
+    def resume(self, park_id: str | None = None) -> TillEvent:
+        """Bring back parked sale ``park_id`` (None: the oldest)."""
+        return self._screen_action("resuming a sale", lambda: self._resume(park_id))
+
+    def parked_sales(self) -> list[ParkedBasket]:
+        """The parked sales, oldest first (empty when the database cannot be read)."""
+        with self._lock:
+            try:
+                return self.engine.parked_list()
+            except OmnitillError as exc:
+                log.warning("the parked sales cannot be read: %s", exc.message)
+                return []
+
+    def tax_rates(self) -> tuple[Decimal, ...]:
+        """The tax rates of the catalogue, highest first (for keying an open-price item)."""
+        try:
+            rows = self.store.query("SELECT DISTINCT tax_rate FROM products")
+        except OmnitillError:
+            return ()
+        rates = set()
+        for row in rows:
+            try:
+                rates.add(Decimal(str(row[0])).normalize())
+            except ArithmeticError:
+                continue
+        return tuple(sorted(rates, reverse=True))
+
+    def release_receipt(self, sale_id: str | uuid.UUID, *, paper: bool) -> TillEvent:
+        """The customer's receipt choice for a sale whose receipt is held (``hold_receipts``):
+        ``paper`` prints it now, otherwise it is never printed (a reprint still can)."""
+        return self._screen_action(
+            "releasing the receipt", lambda: self._release_receipt(str(sale_id), paper)
         )
 
     def _screen_action(self, what: str, action: Callable[[], TillEvent]) -> TillEvent:
@@ -570,6 +721,104 @@ class Till:
             log.warning("the suggestion_accepted event for %s was not saved", sku)
             return
         self.sync.kick()
+
+    def _discount(
+        self,
+        line_no: int | None,
+        kind: Literal["amount", "percent"],
+        value: Decimal | int,
+        reason: str,
+    ) -> TillEvent:
+        if self.return_draft is not None:
+            raise InvalidInput(_IN_RETURN)
+        if line_no is None:
+            self.engine.discount_basket(kind=kind, value=value, reason=reason)
+            where = "the basket"
+        else:
+            line = self.engine.discount_line(line_no, kind=kind, value=value, reason=reason)
+            where = f"line {line.line_no} ({line.name})"
+        off = f"{Decimal(value):f}%" if kind == "percent" else self._money(int(value))
+        totals = self.engine.totals()
+        return TillEvent(
+            "discount",
+            f"discount {off} on {where}: {reason.strip()} | "
+            f"total {self._money(totals.total_minor)}",
+            {
+                "line_no": line_no,
+                "kind": kind,
+                "value": str(value),
+                "reason": reason.strip(),
+                "discount_minor": totals.discount_minor,
+                "total_minor": totals.total_minor,
+            },
+        )
+
+    def _undiscount(self, line_no: int | None) -> TillEvent:
+        if self.return_draft is not None:
+            raise InvalidInput(_IN_RETURN)
+        self.engine.remove_discounts(line_no)
+        where = "the basket" if line_no is None else f"line {line_no}"
+        total = self.engine.totals().total_minor
+        return TillEvent(
+            "discount",
+            f"discounts removed from {where} | total {self._money(total)}",
+            {"line_no": line_no, "total_minor": total},
+        )
+
+    def _add_open_price(
+        self, name: str, price_minor: int, tax_rate: Decimal, quantity: int
+    ) -> TillEvent:
+        if self.return_draft is not None:
+            raise InvalidInput(_IN_RETURN)
+        if self.engine.basket.is_empty:
+            self._take_up_shop()
+        line = self.engine.add_open_price(name, price_minor, tax_rate, quantity)
+        amount = line.quantity * line.unit_price_minor
+        total = self.engine.totals().total_minor
+        self._refresh_suggestions()
+        return TillEvent(
+            "item_added",
+            f"added {line.quantity} x {line.name} (open price) {self._money(amount)} | "
+            f"total {self._money(total)}",
+            {
+                "line_no": line.line_no,
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "line_quantity": line.quantity,
+                "weight_g": None,
+                "amount_minor": amount,
+                "total_minor": total,
+                "open_price": True,
+                "suggestions": self._suggestion_data(),
+            },
+        )
+
+    def _release_receipt(self, sale_id: str, paper: bool) -> TillEvent:
+        with self.store.transaction() as db:
+            row = db.execute(
+                "SELECT receipt_number FROM sales WHERE sale_id = ?", [sale_id]
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"There is no sale {sale_id} at this till")
+            released = db.execute(
+                "UPDATE print_jobs SET status = ? WHERE sale_id = ? AND status = 'held'",
+                ["pending" if paper else "declined", sale_id],
+            ).rowcount
+        number = str(row[0])
+        if paper and self.printer is not None:
+            self.printer.kick()
+        if paper:
+            message = f"receipt {number} is printing"
+            if self.printer is None:
+                message = f"receipt {number} queued, but no printer is configured at this till"
+        else:
+            message = f"no paper receipt for {number}"
+        return TillEvent(
+            "receipt",
+            message,
+            {"sale_id": sale_id, "receipt_number": number, "paper": paper, "released": released},
+        )
 
     def _set_line_quantity(self, line_no: int, quantity: int) -> TillEvent:
         line = self.engine.set_quantity(line_no, quantity)
@@ -670,7 +919,7 @@ class Till:
         if name == "TOTAL":
             return self._total()
         if name in ("PAY-CASH", "PAY-CARD"):
-            return self._pay("cash" if name == "PAY-CASH" else "card", amount)
+            return self._pay("cash" if name == "PAY-CASH" else "card", amount, None)
         if name == "CANCEL":
             return self._cancel()
         if name == "REPRINT":
@@ -706,7 +955,9 @@ class Till:
             },
         )
 
-    def _pay(self, kind: Literal["cash", "card"], amount: int | None) -> TillEvent:
+    def _pay(
+        self, kind: Literal["cash", "card"], amount: int | None, reference: str | None
+    ) -> TillEvent:
         engine = self.engine
         if not engine.basket.lines:
             raise InvalidInput("The basket is empty: scan the items before taking a payment")
@@ -716,7 +967,7 @@ class Till:
             if kind == "cash":
                 engine.add_tender_cash(give)
             else:
-                engine.add_tender_card(give, self._card_reference())
+                engine.add_tender_card(give, reference or self._card_reference())
             totals = engine.totals()
             if totals.due_minor > 0:
                 return TillEvent(
@@ -727,9 +978,19 @@ class Till:
         return self._complete()
 
     def _complete(self) -> TillEvent:
+        engine = self.engine
+        basket, last_sale = engine.basket, engine.last_sale
         try:
-            sale = self.engine.complete(suggestions=self.suggestions)
+            if self.hold_receipts:
+                # One transaction: the sale is never committed with its receipt printable.
+                with self.store.transaction() as db:
+                    sale = engine.complete(suggestions=self.suggestions)
+                    self._hold_receipt(db, sale)
+            else:
+                sale = engine.complete(suggestions=self.suggestions)
         except StorageError as exc:
+            # The engine forgets the basket when its own block ends; the commit came later.
+            engine.basket, engine.last_sale = basket, last_sale
             return TillEvent(
                 "not_saved",
                 f"not saved: {exc.message} The payment taken is kept: once space is freed, scan "
@@ -754,6 +1015,20 @@ class Till:
                 "customer_id": None if sale.customer_id is None else str(sale.customer_id),
             },
         )
+
+    def _hold_receipt(self, db: sqlite_utils.Database, sale: Sale) -> None:
+        sale_id = str(sale.sale_id)
+        db.execute(
+            "UPDATE print_jobs SET status = 'held' "
+            "WHERE sale_id = ? AND copy = 0 AND status = 'pending'",
+            [sale_id],
+        )
+        if any(t.kind == "cash" for t in sale.tenders):
+            db.execute(
+                "INSERT INTO print_jobs(job_id, sale_id, kind, copy, status, created_at) "
+                "VALUES (?, ?, 'drawer', 0, 'pending', ?)",
+                [str(uuid.uuid4()), sale_id, self._clock().isoformat()],
+            )
 
     def _cancel(self) -> TillEvent:
         basket = self.engine.basket
@@ -790,9 +1065,9 @@ class Till:
         self.engine.set_pending_quantity(amount)
         return TillEvent("quantity", f"next item x {amount}", {"quantity": amount})
 
-    def _park(self) -> TillEvent:
+    def _park(self, label: str = "") -> TillEvent:
         lines = len(self.engine.basket.lines)
-        park_id = self.engine.park()
+        park_id = self.engine.park(label)
         self.suggestions = []
         waiting = len(self.engine.parked_list())
         return TillEvent(
@@ -802,17 +1077,21 @@ class Till:
             {"park_id": park_id, "lines": lines, "parked": waiting},
         )
 
-    def _resume(self) -> TillEvent:
-        parked = self.engine.parked_list()
-        if not parked:
-            raise NotFound("There is no parked sale to resume")
-        basket = self.engine.resume(parked[0].park_id)
+    def _resume(self, park_id: str | None = None) -> TillEvent:
+        if self.return_draft is not None:
+            raise InvalidInput(_IN_RETURN)
+        if park_id is None:
+            parked = self.engine.parked_list()
+            if not parked:
+                raise NotFound("There is no parked sale to resume")
+            park_id = parked[0].park_id
+        basket = self.engine.resume(park_id)
         total = self.engine.totals().total_minor
         self._refresh_suggestions()
         return TillEvent(
             "resumed",
             f"sale resumed ({len(basket.lines)} lines) | total {self._money(total)}",
-            {"park_id": parked[0].park_id, "lines": len(basket.lines), "total_minor": total},
+            {"park_id": park_id, "lines": len(basket.lines), "total_minor": total},
         )
 
     def _report(self, which: str) -> TillEvent:
@@ -824,13 +1103,78 @@ class Till:
         else:
             totals = reports.x_report(self.store, clock=self._clock)
             title = "X report"
+        printing = self._print_report(title, totals)
         return TillEvent(
             "report",
             f"{title} | {totals.sales_count} sales, {totals.returns_count} returns | "
             f"net {self._money(totals.net_minor)} | tax {self._money(totals.tax_minor)} | "
             f"cash expected {self._money(totals.cash_expected_minor)}",
-            totals.to_json(),
+            {
+                **totals.to_json(),
+                "title": title,
+                "printing": printing,
+                "lines": [list(r) for r in self._report_rows(totals)],
+            },
         )
+
+    def _print_report(self, title: str, totals: reports.ReportTotals) -> str:
+        """Queue the report for the printer; says what became of it."""
+        if self.printer is None:
+            return "not printed: no printer is configured"
+        shop = self.engine.shop
+        slip = ReportSlip(
+            store_name=shop.name,
+            title=title,
+            created_at=f"{self._local(totals.created_at):%Y-%m-%d %H:%M}",
+            till_id=self.settings.till_id,
+            rows=self._report_rows(totals),
+        )
+        try:
+            with self.store.transaction() as db:
+                db.execute(
+                    "INSERT INTO print_jobs(job_id, kind, copy, status, created_at, document) "
+                    "VALUES (?, 'report', 0, 'pending', ?, ?)",
+                    [str(uuid.uuid4()), self._clock().isoformat(), slip.model_dump_json()],
+                )
+        except StorageError as exc:
+            # The report itself is done (a Z is committed); only its paper copy is missing.
+            log.warning("the %s was not queued for printing: %s", title, exc.message)
+            return f"NOT printed ({exc.message})"
+        self.printer.kick()
+        return "printing"
+
+    def _report_rows(self, totals: reports.ReportTotals) -> tuple[tuple[str, str], ...]:
+        money = self._money
+        start = (
+            "the first sale"
+            if totals.period_start is None
+            else f"{self._local(totals.period_start):%Y-%m-%d %H:%M}"
+        )
+        rows: list[tuple[str, str]] = [
+            ("Since", start),
+            ("Receipts", f"{totals.first_receipt or '-'} to {totals.last_receipt or '-'}"),
+            ("Sales", str(totals.sales_count)),
+            ("Returns", str(totals.returns_count)),
+            ("", ""),
+            ("Gross sales", money(totals.gross_minor)),
+            ("Refunds", money(-totals.returns_minor)),
+            ("Net", money(totals.net_minor)),
+            ("Discounts given", money(totals.discount_minor)),
+            ("Tax", money(totals.tax_minor)),
+        ]
+        for rate, amount in sorted(totals.tax_by_rate.items(), reverse=True):
+            rows.append((f"  tax {rate.normalize():f}%", money(amount)))
+        rows.append(("", ""))
+        for kind, amount in sorted(totals.tenders_by_kind.items()):
+            rows.append((f"Paid by {kind}", money(amount)))
+        rows.append(("Cash expected in drawer", money(totals.cash_expected_minor)))
+        return tuple(rows)
+
+    def _local(self, moment: datetime) -> datetime:
+        try:
+            return moment.astimezone(ZoneInfo(self.engine.shop.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            return moment
 
     def _reprint(self) -> TillEvent:
         row = self.store.query_one(
@@ -839,6 +1183,22 @@ class Till:
         if row is None:
             raise NotFound("There is no receipt to reprint: no sale was made at this till yet")
         sale_id, number, kind, payload = str(row[0]), str(row[1]), str(row[2]), str(row[3])
+        with self.store.transaction() as db:
+            # A receipt held for the customer's choice, or declined, was never printed: print
+            # the original rather than a copy.
+            unprinted = db.execute(
+                "UPDATE print_jobs SET status = 'pending' WHERE sale_id = ? AND copy = 0 "
+                "AND kind != 'drawer' AND status IN ('held', 'declined')",
+                [sale_id],
+            ).rowcount
+        if unprinted:
+            if self.printer is not None:
+                self.printer.kick()
+            return TillEvent(
+                "reprint_queued",
+                f"receipt {number} is printing (it was not printed before)",
+                {"sale_id": sale_id, "receipt_number": number, "copy": False},
+            )
         job = self.store.query_one(
             "SELECT document FROM print_jobs WHERE sale_id = ? AND copy = 0 AND document IS NOT "
             "NULL ORDER BY created_at LIMIT 1",
@@ -856,7 +1216,7 @@ class Till:
         return TillEvent(
             "reprint_queued",
             f"reprint of receipt {number} queued",
-            {"sale_id": sale_id, "receipt_number": number},
+            {"sale_id": sale_id, "receipt_number": number, "copy": True},
         )
 
     def _copy_document(self, original: str | None, kind: str, payload: str) -> str:
@@ -1147,6 +1507,10 @@ class Till:
         old = self.engine
         self.engine = self._new_engine(self._load_shop())
         self.engine.last_sale, self.engine.last_return = old.last_sale, old.last_return
+        # The basket has no lines yet, but may have its customer (a card scanned first) and a
+        # quantity keyed for the first item.
+        self.engine.basket = old.basket
+        self.engine.set_pending_quantity(old.pending_quantity)
         log.info("store configuration updated from HQ")
 
     def _new_engine(self, shop: Store) -> SaleEngine:

@@ -25,6 +25,14 @@ A job's life
   gone (a printer that was unset or broken all day): not printed, so a repaired printer does
   not pour out a day of receipts. Any of them can still be reprinted.
 - ``dismissed``: an ``uncertain`` job the cashier dealt with.
+- ``held``: a sale's receipt waiting for the customer's receipt choice on the cashier's screen
+  (``Till.hold_receipts``); never printed on its own, even after a restart. The till makes it
+  ``pending`` when the customer wants paper, ``declined`` when not.
+- ``declined``: the customer did not want paper (email only, or no receipt); a reprint prints
+  the original then, since none was printed.
+
+Not every job is a receipt: ``kind = 'report'`` is an X or Z report and ``kind = 'drawer'`` only
+opens the cash drawer (see :mod:`~edge_agent.printing.slips`).
 
 Never a double print
 --------------------
@@ -41,7 +49,8 @@ The drawer
 ----------
 A receipt with a cash tender opens the cash drawer (see :mod:`~edge_agent.printing.render`),
 but only within ``drawer_window_s`` (60 s) of the sale: a receipt that waited for paper does not
-spring the drawer open minutes later. Reprints never open it.
+spring the drawer open minutes later. Reprints never open it, and neither does a receipt whose
+sale already had its own ``drawer`` job (a drawer job older than ``drawer_window_s`` is dropped).
 
 Reprints
 --------
@@ -67,6 +76,7 @@ from pydantic import ValidationError
 from edge_agent.printing.connections import PrinterConnection, PrinterStatus
 from edge_agent.printing.profiles import DEFAULT_PROFILE, PrinterProfile, profile_named
 from edge_agent.printing.render import render_receipt
+from edge_agent.printing.slips import ReportSlip, render_drawer_kick, render_report
 from edge_agent.store import LocalStore
 from shared.catalogue import Store
 from shared.errors import CoverOpen, NotFound, PaperOut, PrinterError, PrinterOffline
@@ -86,6 +96,8 @@ JOB_STATUSES: Final = (
     "failed",
     "expired",
     "dismissed",
+    "held",
+    "declined",
 )
 
 FaultKind = Literal["paper_out", "cover_open", "offline", "error"]
@@ -127,6 +139,7 @@ class _Job:
     copy: bool
     created_at: datetime | None
     document: str | None
+    kind: str = "sale"
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -351,7 +364,7 @@ class PrintWorker:
 
     def _pending(self) -> list[_Job]:
         rows = self.store.query(
-            "SELECT job_id, sale_id, copy, created_at, document FROM print_jobs "
+            "SELECT job_id, sale_id, copy, created_at, document, kind FROM print_jobs "
             "WHERE status = 'pending' ORDER BY created_at, rowid"
         )
         return [
@@ -361,6 +374,7 @@ class PrintWorker:
                 copy=bool(row[2]),
                 created_at=_parse_time(row[3]),
                 document=None if row[4] is None else str(row[4]),
+                kind=str(row[5]),
             )
             for row in rows
         ]
@@ -384,19 +398,32 @@ class PrintWorker:
         return True
 
     def _render(self, job: _Job) -> bytes:
+        age = self._age_s(job)
+        stale = age is not None and age > self.drawer_window_s
+        if job.kind == "drawer":
+            return b"" if stale else render_drawer_kick(self.profile)
         if job.document is None:
             raise ValueError("the job has no receipt")
+        if job.kind == "report":
+            return render_report(ReportSlip.model_validate_json(job.document), self.profile)
         receipt = Receipt.model_validate_json(job.document)
         if job.copy and not receipt.copy_:
             receipt = receipt.model_copy(update={"copy_": True})
-        age = self._age_s(job)
-        stale = age is not None and age > self.drawer_window_s
         return render_receipt(
             receipt,
             self.profile,
             item_names=self._item_names(job.sale_id),
-            kick_drawer=False if stale else None,
+            kick_drawer=False if stale or self._drawer_job(job.sale_id) else None,
         )
+
+    def _drawer_job(self, sale_id: str | None) -> bool:
+        """True when the sale opened the drawer with a job of its own."""
+        if sale_id is None:
+            return False
+        row = self.store.query_one(
+            "SELECT 1 FROM print_jobs WHERE sale_id = ? AND kind = 'drawer' LIMIT 1", (sale_id,)
+        )
+        return row is not None
 
     def _item_names(self, sale_id: str | None) -> Mapping[str, str]:
         """SKU -> name of the sale's lines, for "Customers who bought <item>"."""
@@ -470,7 +497,7 @@ class PrintWorker:
     def _counts(self) -> tuple[int, int]:
         row = self.store.query_one(
             "SELECT COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'uncertain'), 0) "
-            "FROM print_jobs WHERE status IN ('pending', 'uncertain')"
+            "FROM print_jobs WHERE status IN ('pending', 'uncertain') AND kind != 'drawer'"
         )
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
@@ -547,7 +574,7 @@ class PrintWorker:
         copy of its receipt (returns the new job's id)."""
         with self.store.transaction() as db:
             row = db.execute(
-                "SELECT sale_id, document FROM print_jobs "
+                "SELECT sale_id, document, kind FROM print_jobs "
                 "WHERE job_id = ? AND status = 'uncertain'",
                 [job_id],
             ).fetchone()
@@ -558,7 +585,14 @@ class PrintWorker:
                 [job_id],
             )
             new_id = None
-            if reprint:
+            if reprint and row[2] == "report":
+                new_id = str(uuid.uuid4())
+                db.execute(
+                    "INSERT INTO print_jobs(job_id, kind, copy, status, created_at, document) "
+                    "VALUES (?, 'report', 1, 'pending', ?, ?)",
+                    [new_id, self.clock().isoformat(), row[1]],
+                )
+            elif reprint and row[2] != "drawer":
                 if row[0] is not None:
                     new_id = queue_reprint(self.store, str(row[0]), clock=self.clock)
                 elif row[1] is not None:

@@ -1,7 +1,18 @@
 """The cashier's main window: thin Qt widgets over :class:`~edge_agent.ui.presenters.TillPresenter`.
 
 The widgets hold no sale logic: every button calls one presenter action, and one presenter
-listener repaints everything from the view models. What lives here is what only Qt can do:
+listener repaints the window from the view models. The layout, for a 1366 x 768 till display::
+
+    [ scan field                                                          ]
+    [ message line: the last event in words                               ]
+    [ fault banner (only while the printer or HQ needs someone)           ]
+    [ basket table                 ] [ side panel: sale / payment /       ]
+    [ void, quantity               ] [ receipt / discount / open price /  ]
+    [ totals                       ] [ parked / return / reports          ]
+    [ function keys: Pay F3, Discount F6, Open price, Park, ...           ]
+    [ status bar: HQ link | ops waiting | last sync | printer             ]
+
+What lives here is what only Qt can do:
 
 - **Keyboard-wedge scans anywhere in the window.** :class:`WedgeFilter`, an event filter on the
   application, feeds every character typed into this window to a
@@ -11,10 +22,16 @@ listener repaints everything from the view models. What lives here is what only 
 - **The serial scanner off the UI thread.** :class:`ScannerBridge` runs a
   :class:`~edge_agent.scanner.Scanner` on a worker thread and hands each line to the UI thread
   through a queued Qt signal.
-- **Touch, keyboard, contrast.** Buttons are at least 56 px high; everything has an F-key (the
-  list is :data:`SHORTCUTS`); black on white with bold borders, and every state is written out
-  (the status bar says ``OFFLINE``, ``PRINTER PAPER OUT``), never shown by colour alone. Faults
-  appear in the message line and the status bar; no dialog ever blocks the next scan.
+- **A status bar that never lies.** The till calls back from its sync and printer threads when
+  their state changes; :class:`StatusRelay` turns that into a queued signal, so the status is
+  re-read on the UI thread at once (a slow timer re-reads it too, as a safety net).
+- **The basket table updates in place.** :class:`BasketModel` compares the presenter's rows with
+  what it shows and emits row inserts, removals and ``dataChanged`` for just those rows: a scan
+  on a 100-line basket repaints one row, not the table.
+- **Touch, keyboard, contrast.** Buttons are at least 56 px high; everything has a key (the list
+  is :data:`SHORTCUTS`, also in docs/till.md); black on white with bold borders, and every state
+  is written out (``OFFLINE``, ``PRINTER PAPER OUT``), never shown by colour alone. Faults
+  appear in the banner and the status bar; no dialog ever blocks the next scan.
 """
 
 from __future__ import annotations
@@ -40,28 +57,45 @@ from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
-    QCheckBox,
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
-    QPushButton,
+    QSizePolicy,
     QSpinBox,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from edge_agent.scanner import Scanner
-from edge_agent.ui.presenters import BasketRow, TillPresenter, amount_minor_from_text
+from edge_agent.ui.keyboard_wedge import key_events
+from edge_agent.ui.panels import (
+    DiscountPanel,
+    OpenPricePanel,
+    Panel,
+    ParkedPanel,
+    PaymentPanel,
+    ReceiptPanel,
+    ReportsPanel,
+    ReturnPanel,
+    SalePanel,
+    SuggestionButton,
+    button,
+)
+from edge_agent.ui.presenters import PAGES, BasketRow, Page, TillPresenter
 from edge_agent.ui.wedge import WedgeDetector
 
-__all__ = ["SHORTCUTS", "BasketModel", "ScannerBridge", "TillWindow", "WedgeFilter"]
+__all__ = [
+    "SHORTCUTS",
+    "BasketModel",
+    "ScannerBridge",
+    "StatusRelay",
+    "TillWindow",
+    "WedgeFilter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,43 +103,69 @@ log = logging.getLogger(__name__)
 SHORTCUTS: Final[dict[str, str]] = {
     "F1": "scan field",
     "F2": "product search",
-    "F4": "void the selected line",
-    "F5": "set the quantity of the selected line",
-    "F6": "amount field (cash given, or the card part of a split payment)",
-    "F7": "pay by card",
-    "F8": "pay cash",
-    "F9": "park the sale",
-    "F10": "resume a parked sale",
-    "F11": "reprint the last receipt",
-    "F12": "cancel the sale",
+    "F3": "payment panel (what is due, cash, card, split)",
+    "F4 / Delete": "void the selected line (the last line when none is selected)",
+    "F5": "set the quantity of the selected line to the Qty box",
+    "F6": "discount panel (selected line or whole basket, with a reason)",
+    "F7": "pay by card (the amount typed on the payment panel, else what is due); refund to card",
+    "F8": "pay cash (the amount typed on the payment panel, else what is due); refund in cash",
+    "F9": "park the sale (with the label typed on the parked panel)",
+    "F10": "parked sales: pick one to resume",
+    "F11": "reprint the last receipt (prints the original if it was never printed)",
+    "F12": "cancel the sale or the return",
+    "Esc": "close the panel: back to customer, suggestions and search",
     "Alt+1..3": "add suggestion 1 to 3",
+    "Alt+O": "open-price item",
+    "Alt+R": "return: type the receipt number (or just scan the receipt's barcode)",
+    "Alt+X": "print the X report",
+    "Alt+Z": "Z report: press twice to close the day",
     "Ctrl+P / Ctrl+E / Ctrl+B / Ctrl+N": "receipt: print / email / both / none",
 }
 
 STYLE: Final = """
-QWidget { background: #ffffff; color: #000000; font-size: 18px; }
-QPushButton { min-height: 56px; padding: 4px 14px; border: 3px solid #000000;
-              border-radius: 6px; font-weight: bold; background: #f2f2f2; }
+QWidget { background: #ffffff; color: #000000; font-size: 17px; }
+QPushButton { min-height: 56px; padding: 2px 10px; border: 3px solid #000000;
+              border-radius: 6px; font-weight: bold; background: #eeeeee; }
 QPushButton:focus { border: 4px solid #0033cc; }
 QPushButton:pressed { background: #000000; color: #ffffff; }
-QLineEdit, QSpinBox { min-height: 48px; border: 3px solid #000000; padding: 2px 8px;
-                      font-size: 22px; }
-QLineEdit:focus, QSpinBox:focus { border: 4px solid #0033cc; }
-QGroupBox { border: 2px solid #000000; border-radius: 6px; margin-top: 18px; padding: 8px;
+QPushButton[fkey="true"] { min-height: 58px; font-size: 15px; padding: 2px 4px; }
+QLineEdit, QSpinBox, QComboBox { min-height: 46px; border: 3px solid #000000; padding: 0 8px;
+                                 font-size: 20px; }
+QLineEdit:focus, QSpinBox:focus, QComboBox:focus { border: 4px solid #0033cc; }
+QRadioButton, QCheckBox { min-height: 44px; font-size: 18px; }
+QRadioButton::indicator, QCheckBox::indicator { width: 26px; height: 26px; }
+QCheckBox::indicator { border: 3px solid #000000; background: #ffffff; }
+QRadioButton::indicator { border: 3px solid #000000; border-radius: 13px; background: #ffffff; }
+QRadioButton::indicator:checked { background: #000000; }
+QCheckBox::indicator:checked { background: #000000; }
+QCheckBox::indicator:focus { border: 3px solid #0033cc; }
+QGroupBox { border: 2px solid #000000; border-radius: 6px; margin-top: 16px; padding: 6px;
             font-weight: bold; }
 QGroupBox::title { subcontrol-origin: margin; left: 10px; padding: 0 4px; }
-QTableView { gridline-color: #000000; font-size: 20px; selection-background-color: #000000;
+QTableView { gridline-color: #000000; font-size: 19px; selection-background-color: #000000;
              selection-color: #ffffff; }
-QHeaderView::section { background: #000000; color: #ffffff; font-weight: bold; padding: 6px;
+QHeaderView::section { background: #000000; color: #ffffff; font-weight: bold; padding: 4px;
                        border: 0; }
-QLabel#message { font-size: 22px; font-weight: bold; padding: 8px; border: 3px solid #000000; }
+QListWidget { border: 2px solid #000000; font-size: 18px; }
+QListWidget::item { min-height: 44px; }
+QListWidget::item:selected { background: #000000; color: #ffffff; }
+QLabel#message { font-size: 20px; font-weight: bold; padding: 6px; border: 3px solid #000000; }
 QLabel#message[error="true"] { background: #ffe0e0; border: 4px solid #b00000; }
-QLabel#total { font-size: 40px; font-weight: bold; }
-QLabel#status { font-size: 18px; font-weight: bold; padding: 6px; }
-QLabel#status[fault="true"] { background: #fff0b3; border: 3px solid #000000; }
-QPushButton#suggestion { min-height: 56px; text-align: left; padding: 2px 12px;
-                         font-size: 16px; }
+QLabel#banner { font-size: 19px; font-weight: bold; padding: 6px; background: #fff0b3;
+                border: 4px solid #000000; }
+QLabel#total { font-size: 36px; font-weight: bold; }
+QSpinBox#quantity { font-weight: bold; }
+QSpinBox::up-button, QSpinBox::down-button { width: 0px; border: 0px; }
+QLabel#due { font-size: 32px; font-weight: bold; }
+QLabel#headline { font-size: 22px; font-weight: bold; }
+QLabel#status { font-size: 16px; font-weight: bold; padding: 3px 8px; border: 2px solid #000000; }
+QLabel#status[fault="true"] { background: #000000; color: #ffffff; }
+QLabel#note { font-weight: bold; border: 3px solid #000000; background: #fff0b3; padding: 4px; }
+QPushButton#suggestion { min-height: 56px; padding: 2px 4px; }
+QLabel#suggestion_text { background: transparent; font-size: 16px; }
 QLabel#customer { font-size: 16px; }
+QLabel#report { font-size: 15px; }
+QStatusBar { border-top: 2px solid #000000; }
 """
 
 _COLUMNS: Final = ("Qty", "Item", "Unit price", "Line total", "Discount")
@@ -113,19 +173,56 @@ _RIGHT: Final = {0, 2, 3}
 
 
 class BasketModel(QAbstractTableModel):
-    """The basket table: one row per :class:`~edge_agent.ui.presenters.BasketRow`."""
+    """The basket table: one row per :class:`~edge_agent.ui.presenters.BasketRow`, updated in
+    place (see the module docstring)."""
 
     def __init__(self, presenter: TillPresenter, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._presenter = presenter
         self._rows: tuple[BasketRow, ...] = presenter.rows
 
-    def refresh(self) -> None:
-        if self._rows == self._presenter.rows:
+    def refresh(self) -> bool:
+        """Follow the presenter's rows; True when rows were appended (scroll to them)."""
+        new, old = self._presenter.rows, self._rows
+        if new is old or new == old:
+            return False
+        old_ids = [r.line_no for r in old]
+        new_ids = [r.line_no for r in new]
+        appended = False
+        if new_ids[: len(old_ids)] == old_ids:
+            self._changed(new[: len(old)])
+            if len(new) > len(old):
+                self.beginInsertRows(QModelIndex(), len(old), len(new) - 1)
+                self._rows = new
+                self.endInsertRows()
+                appended = True
+        else:
+            keep = set(new_ids)
+            if [i for i in old_ids if i in keep] != new_ids:
+                self.beginResetModel()  # reordered or replaced (a resumed sale): start over
+                self._rows = new
+                self.endResetModel()
+                return False
+            for index in range(len(old) - 1, -1, -1):
+                if old_ids[index] not in keep:
+                    self.beginRemoveRows(QModelIndex(), index, index)
+                    self._rows = self._rows[:index] + self._rows[index + 1 :]
+                    self.endRemoveRows()
+            self._changed(new)
+        self._rows = new
+        return appended
+
+    def _changed(self, rows: tuple[BasketRow, ...]) -> None:
+        """Replace the first ``len(rows)`` rows, signalling the span that differs."""
+        current = self._rows
+        first = next((i for i, row in enumerate(rows) if row != current[i]), None)
+        if first is None:
             return
-        self.beginResetModel()
-        self._rows = self._presenter.rows
-        self.endResetModel()
+        last = next(i for i in range(len(rows) - 1, -1, -1) if rows[i] != current[i])
+        self._rows = rows + current[len(rows) :]
+        self.dataChanged.emit(
+            self.index(first, 0), self.index(last, len(_COLUMNS) - 1), [Qt.ItemDataRole.DisplayRole]
+        )
 
     def row_at(self, row: int) -> BasketRow | None:
         return self._rows[row] if 0 <= row < len(self._rows) else None
@@ -160,8 +257,9 @@ class BasketModel(QAbstractTableModel):
 class WedgeFilter(QObject):
     """Routes scanner bursts typed into ``window`` to ``on_scan``; see the module docstring.
 
-    ``clock_ms`` gives the time of each key (tests pass a fake one to play scanner or human
-    timing); events the filter re-sends itself are let through untouched.
+    ``clock_ms`` gives the time of each key (tests pass a
+    :class:`~edge_agent.ui.keyboard_wedge.ManualClock` to play scanner or human timing);
+    events the filter re-sends itself are let through untouched.
     """
 
     def __init__(
@@ -246,17 +344,8 @@ class WedgeFilter(QObject):
         self._replaying = True
         try:
             for char in text:
-                if char in "\r\n":
-                    key, typed = Qt.Key.Key_Return, "\r"
-                elif char == "\t":
-                    key, typed = Qt.Key.Key_Tab, "\t"
-                else:
-                    key = Qt.Key(ord(char.upper())) if ord(char) < 0x7F else Qt.Key.Key_unknown
-                    typed = char
-                for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
-                    QApplication.sendEvent(
-                        target, QKeyEvent(kind, key, Qt.KeyboardModifier.NoModifier, typed)
-                    )
+                for event in key_events(char):
+                    QApplication.sendEvent(target, event)
         finally:
             self._replaying = False
 
@@ -289,11 +378,14 @@ class ScannerBridge(QObject):
             self.failed.emit("the scanner stopped: check its cable and restart the till")
 
 
-def _button(text: str, slot: Callable[[], object], name: str) -> QPushButton:
-    button = QPushButton(text)
-    button.setObjectName(name)
-    button.clicked.connect(slot)
-    return button
+class StatusRelay(QObject):
+    """The till's status callbacks (from its sync and printer threads) as a signal on the UI
+    thread: ``notify`` may be called from any thread, ``changed`` is delivered queued."""
+
+    changed = Signal()
+
+    def notify(self) -> None:
+        self.changed.emit()
 
 
 class TillWindow(QMainWindow):
@@ -305,7 +397,7 @@ class TillWindow(QMainWindow):
         *,
         detector: WedgeDetector | None = None,
         clock_ms: Callable[[], float] | None = None,
-        status_interval_ms: int = 1000,
+        status_interval_ms: int = 5000,
     ) -> None:
         super().__init__()
         self.presenter = presenter
@@ -313,14 +405,18 @@ class TillWindow(QMainWindow):
         self.setWindowTitle(f"Omnitill till {settings.till_id} | store {settings.store_id}")
         self.setStyleSheet(STYLE)
 
-        # -- top: scan field and the message line
+        # -- top: scan field, message line, fault banner
         self.scan_field = QLineEdit()
         self.scan_field.setObjectName("scan_field")
-        self.scan_field.setPlaceholderText("Scan or type a barcode, then Enter  [F1]")
+        self.scan_field.setPlaceholderText("Scan, or type a barcode and press Enter  [F1]")
         self.scan_field.returnPressed.connect(self._scan_typed)
         self.message = QLabel()
         self.message.setObjectName("message")
         self.message.setWordWrap(True)
+        self.banner = QLabel()
+        self.banner.setObjectName("banner")
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
 
         # -- basket and totals
         self.basket_model = BasketModel(presenter, self)
@@ -329,122 +425,135 @@ class TillWindow(QMainWindow):
         self.basket.setModel(self.basket_model)
         self.basket.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.basket.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.basket.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.basket.verticalHeader().setVisible(False)
         self.basket.verticalHeader().setDefaultSectionSize(44)
+        self.basket.setWordWrap(False)
         header = self.basket.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths: sizing columns to their contents would measure every row on each scan.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((0, 84), (2, 120), (3, 120), (4, 250)):
+            self.basket.setColumnWidth(column, width)
+        self.basket.setColumnHidden(4, True)  # shown while a line has a discount
+        self.basket.selectionModel().selectionChanged.connect(self._selection_changed)
         self.total = QLabel()
         self.total.setObjectName("total")
-        self.total.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.total.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.total_detail = QLabel()
-        self.total_detail.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.total_detail.setWordWrap(True)
+        self.total_detail.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.quantity = QSpinBox()
+        self.quantity.setObjectName("quantity")
         self.quantity.setRange(1, 9999)
         self.quantity.setPrefix("Qty ")
+        self.quantity.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.quantity.setFixedWidth(110)
+        less = button("\u2212", lambda: self.quantity.stepBy(-1), "qty_less")
+        more = button("+", lambda: self.quantity.stepBy(1), "qty_more")
+        for step in (less, more):
+            step.setFixedWidth(56)
         line_buttons = QHBoxLayout()
-        line_buttons.addWidget(_button("Void line  [F4]", self._void_selected, "void"))
+        line_buttons.addWidget(button("Void line  F4", self._void_selected, "void"))
+        line_buttons.addSpacing(12)
+        line_buttons.addWidget(less)
         line_buttons.addWidget(self.quantity)
-        line_buttons.addWidget(_button("Set qty  [F5]", self._set_quantity, "set_qty"))
+        line_buttons.addWidget(more)
+        line_buttons.addWidget(button("Set qty  F5", self._set_quantity, "set_qty"))
         line_buttons.addStretch(1)
+        totals_row = QHBoxLayout()
+        totals_row.addWidget(self.total_detail, 1)
+        totals_row.addWidget(self.total)
 
-        # -- customer panel
-        self.customer_box = QGroupBox("Customer")
-        self.customer_label = QLabel()
-        self.customer_label.setObjectName("customer")
-        self.customer_label.setWordWrap(True)
-        QVBoxLayout(self.customer_box).addWidget(self.customer_label)
+        # -- the side panels
+        self.sale_panel = SalePanel(presenter, self.scan_field.setFocus)
+        self.payment_panel = PaymentPanel(presenter)
+        self.receipt_panel = ReceiptPanel(presenter)
+        self.discount_panel = DiscountPanel(presenter, self._selected_line_text)
+        self.open_price_panel = OpenPricePanel(presenter)
+        self.parked_panel = ParkedPanel(presenter)
+        self.return_panel = ReturnPanel(presenter)
+        self.reports_panel = ReportsPanel(presenter)
+        self.panels: dict[Page, Panel] = {
+            "sale": self.sale_panel,
+            "payment": self.payment_panel,
+            "receipt": self.receipt_panel,
+            "discount": self.discount_panel,
+            "open_price": self.open_price_panel,
+            "parked": self.parked_panel,
+            "return": self.return_panel,
+            "reports": self.reports_panel,
+        }
+        assert set(self.panels) == set(PAGES)
+        self.pages = QStackedWidget()
+        self.pages.setObjectName("pages")
+        for page in PAGES:
+            self.pages.addWidget(self.panels[page])
+        self._page: Page | None = None
+        # Names the tests and screenshots use.
+        self.customer_label = self.sale_panel.customer_label
+        self.search_field = self.sale_panel.search_field
+        self.search_results = self.sale_panel.search_results
+        self.amount = self.payment_panel.amount
+        self.card_reference = self.payment_panel.reference
+        self.receipt_box = self.receipt_panel
+        self.receipt_summary = self.receipt_panel.receipt_summary
+        self.email_field = self.receipt_panel.email_field
+        self.consent = self.receipt_panel.consent
 
-        # -- suggestions
-        self.suggestion_box = QGroupBox("Suggestions: one touch adds")
-        self.suggestion_layout = QVBoxLayout(self.suggestion_box)
-        self.suggestion_layout.setSpacing(6)
-        self.suggestion_buttons: list[QPushButton] = []
-        self._suggestion_texts: list[str] | None = None
-        self.no_suggestions = QLabel("None yet: they appear as items are scanned")
-        self.suggestion_layout.addWidget(self.no_suggestions)
-
-        # -- product search
-        search_box = QGroupBox("Product search")
-        self.search_field = QLineEdit()
-        self.search_field.setObjectName("search_field")
-        self.search_field.setPlaceholderText("Name, brand or code  [F2]")
-        self.search_field.textEdited.connect(self.presenter.search)
-        self.search_results = QListWidget()
-        self.search_results.setObjectName("search_results")
-        self.search_results.itemActivated.connect(self._add_found)
-        self.search_results.setMinimumHeight(90)
-        self.search_results.setVisible(False)
-        search_layout = QVBoxLayout(search_box)
-        search_layout.addWidget(self.search_field)
-        search_layout.addWidget(self.search_results)
-
-        # -- payment
-        pay_box = QGroupBox("Payment")
-        self.amount = QLineEdit()
-        self.amount.setObjectName("amount")
-        self.amount.setPlaceholderText("Amount  [F6]")
-        self.amount.setToolTip("Cash given, or the card part of a split; empty: what is due")
-        pay = QHBoxLayout(pay_box)
-        pay.addWidget(self.amount, 2)
-        pay.addWidget(_button("Card  [F7]", self._pay_card, "pay_card"), 1)
-        pay.addWidget(_button("Cash  [F8]", self._pay_cash, "pay_cash"), 1)
-        pay.addWidget(_button("Park  [F9]", lambda: self.presenter.command("PARK"), "park"))
-        pay.addWidget(_button("Resume  [F10]", lambda: self.presenter.command("RESUME"), "resume"))
-        pay.addWidget(
-            _button("Reprint  [F11]", lambda: self.presenter.command("REPRINT"), "reprint")
-        )
-        pay.addWidget(_button("Cancel  [F12]", lambda: self.presenter.command("CANCEL"), "cancel"))
-
-        # -- receipt choice (shown after a sale; never modal)
-        self.receipt_box = QGroupBox("Receipt")
-        self.receipt_summary = QLabel()
-        self.email_field = QLineEdit()
-        self.email_field.setObjectName("email_field")
-        self.email_field.setPlaceholderText("Customer's email address")
-        self.consent = QCheckBox("Customer agrees to offers by email")
-        receipt = QGridLayout(self.receipt_box)
-        receipt.addWidget(self.receipt_summary, 0, 0, 1, 4)
-        receipt.addWidget(self.email_field, 1, 0, 1, 3)
-        receipt.addWidget(self.consent, 1, 3)
-        for column, (label, choice) in enumerate(
-            (
-                ("Print  [Ctrl+P]", "print"),
-                ("Email  [Ctrl+E]", "email"),
-                ("Both  [Ctrl+B]", "both"),
-                ("None  [Ctrl+N]", "none"),
-            )
+        # -- function keys
+        keys = QHBoxLayout()
+        keys.setSpacing(4)
+        for text, slot, name in (
+            ("Pay\nF3", lambda: presenter.show("payment"), "key_pay"),
+            ("Discount\nF6", lambda: presenter.show("discount"), "key_discount"),
+            ("Open price\nAlt+O", lambda: presenter.show("open_price"), "key_open_price"),
+            ("Park\nF9", self._park, "key_park"),
+            ("Parked\nF10", lambda: presenter.show("parked"), "key_parked"),
+            ("Return\nAlt+R", lambda: presenter.show("return"), "key_return"),
+            ("Reprint\nF11", lambda: presenter.command("REPRINT"), "key_reprint"),
+            ("Reports\nAlt+X/Z", lambda: presenter.show("reports"), "key_reports"),
+            ("Cancel\nF12", lambda: presenter.command("CANCEL"), "key_cancel"),
         ):
-            receipt.addWidget(
-                _button(label, partial(self._receipt, choice), f"receipt_{choice}"), 2, column
-            )
+            key = button(text, slot, name)
+            key.setProperty("fkey", True)
+            keys.addWidget(key, 1)
 
-        # -- status bar
-        self.status_label = QLabel()
-        self.status_label.setObjectName("status")
-        self.statusBar().addWidget(self.status_label, 1)
+        # -- status bar: four parts, each in words
+        self.status_parts: list[QLabel] = []
+        for _ in range(4):
+            part = QLabel()
+            part.setObjectName("status")
+            self.status_parts.append(part)
+        bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
+        bar.addWidget(self.status_parts[0], 3)
+        bar.addWidget(self.status_parts[1], 2)
+        bar.addWidget(self.status_parts[2], 2)
+        bar.addWidget(self.status_parts[3], 4)
 
         # -- layout
-        left = QVBoxLayout()
-        left.addWidget(self.scan_field)
-        left.addWidget(self.message)
+        left_side = QWidget()
+        left = QVBoxLayout(left_side)
+        left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.basket, 1)
         left.addLayout(line_buttons)
-        left.addWidget(self.total_detail)
-        left.addWidget(self.total)
-        right = QVBoxLayout()
-        right.addWidget(self.customer_box)
-        right.addWidget(self.suggestion_box)
-        right.addWidget(search_box)
-        right.addStretch(1)
-        top = QHBoxLayout()
-        top.addLayout(left, 3)
-        top.addLayout(right, 2)
+        left.addLayout(totals_row)
+        # The basket and the panels keep their share of the width whatever a panel holds.
+        for side in (left_side, self.pages):
+            side.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        middle = QHBoxLayout()
+        middle.addWidget(left_side, 3)
+        middle.addWidget(self.pages, 2)
         central = QWidget()
         outer = QVBoxLayout(central)
-        outer.addLayout(top, 1)
-        outer.addWidget(self.receipt_box)
-        outer.addWidget(pay_box)
+        outer.setContentsMargins(8, 6, 8, 4)
+        outer.setSpacing(6)
+        outer.addWidget(self.scan_field)
+        outer.addWidget(self.message)
+        outer.addWidget(self.banner)
+        outer.addLayout(middle, 1)
+        outer.addLayout(keys)
         self.setCentralWidget(central)
 
         self._shortcuts()
@@ -455,93 +564,83 @@ class TillWindow(QMainWindow):
         if app is not None:
             app.installEventFilter(self.wedge)
         self._remove_listener = presenter.add_listener(self.refresh)
+        self.relay = StatusRelay(self)
+        self.relay.changed.connect(
+            self.presenter.refresh_status, Qt.ConnectionType.QueuedConnection
+        )
+        self._remove_status = presenter.till.add_status_listener(self.relay.notify)
         self._status_timer = QTimer(self)
         self._status_timer.timeout.connect(self.presenter.refresh_status)
         self._status_timer.start(status_interval_ms)
+        self._painted: dict[str, object] = {}
         self.refresh()
         self.scan_field.setFocus()
 
     # -- painting ------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Paint every part from the presenter's view models."""
+        """Paint from the presenter's view models; only what changed is touched."""
         p = self.presenter
-        self.basket_model.refresh()
-        if p.rows:
+        if self.basket_model.refresh():
             self.basket.scrollToBottom()
-        self.message.setText(p.message.text)
-        self._set_flag(self.message, "error", p.message.is_error)
-        totals = p.totals
+        discounted = any(row.discount for row in p.rows)
+        if self.basket.isColumnHidden(4) == discounted:
+            self.basket.setColumnHidden(4, not discounted)
+        self._paint("message", p.message, self._paint_message)
+        self._paint("totals", p.totals, self._paint_totals)
+        self._paint("status", p.status, self._paint_status)
+        if p.page != self._page:
+            self._page = p.page
+            panel = self.panels[p.page]
+            panel.update_view()
+            self.pages.setCurrentWidget(panel)
+            if p.page == "sale":
+                self.scan_field.setFocus()
+            else:
+                panel.enter()
+        else:
+            self.panels[p.page].update_view()
+
+    def _paint(self, name: str, view: object, paint: Callable[[], None]) -> None:
+        if self._painted.get(name) is not view:
+            self._painted[name] = view
+            paint()
+
+    def _paint_message(self) -> None:
+        view = self.presenter.message
+        self.message.setText(view.text)
+        self._set_flag(self.message, "error", view.is_error)
+
+    def _paint_totals(self) -> None:
+        totals = self.presenter.totals
         self.total.setText(f"Total {totals.total}")
         self.total_detail.setText(
             f"{totals.lines} line{'s' if totals.lines != 1 else ''} | {totals.tax_note} | "
             f"paid {totals.paid} | due {totals.due}"
         )
-        self._render_customer()
-        self._render_suggestions()
-        self._render_search()
-        prompt = p.receipt_prompt
-        self.receipt_box.setVisible(prompt is not None)
-        if prompt is not None and self.receipt_summary.text() != prompt.summary:
-            self.receipt_summary.setText(prompt.summary)
-            self.email_field.setText(prompt.email)
-            self.consent.setChecked(False)
-        self._render_status()
 
-    def _render_customer(self) -> None:
-        view = self.presenter.customer
-        if view is None:
-            self.customer_label.setText("No customer: scan a loyalty card or a receipt QR code")
-            return
-        parts = [f"<b>{_esc(view.name)}</b> | {_esc(view.points)}", _esc(view.consents)]
-        for title, items in (
-            ("Recently viewed online", view.recently_viewed),
-            ("Left in online cart", view.left_in_cart),
-            ("Last in-store purchases", view.last_purchases),
-        ):
-            if items:
-                parts.append(f"<b>{title}:</b> " + "; ".join(_esc(i) for i in items))
-        self.customer_label.setText("<br>".join(parts))
-
-    def _render_suggestions(self) -> None:
-        views = self.presenter.suggestions
-        texts = [f"Add {s.name}  {s.price}\n{s.reason}" for s in views]
-        if self._suggestion_texts == texts:
-            return
-        self._suggestion_texts = texts
-        self.no_suggestions.setVisible(not texts)
-        for button in self.suggestion_buttons:
-            # Hidden at once: deleteLater waits for the event loop, and a stale button must
-            # never be painted (or touched).
-            button.hide()
-            self.suggestion_layout.removeWidget(button)
-            button.deleteLater()
-        self.suggestion_buttons = []
-        for number, (view, text) in enumerate(zip(views, texts, strict=True), start=1):
-            button = _button(
-                text, partial(self.presenter.accept_suggestion, view.sku), "suggestion"
-            )
-            button.setProperty("sku", view.sku)
-            button.setToolTip(f"Alt+{number}")
-            self.suggestion_layout.addWidget(button)
-            self.suggestion_buttons.append(button)
-        self.suggestion_box.setTitle(
-            "Suggestions: one touch adds [Alt+1..3]" if views else "Suggestions"
-        )
-
-    def _render_search(self) -> None:
-        results = self.presenter.search_results
-        self.search_results.setVisible(bool(results))
-        self.search_results.clear()
-        for row in results:
-            item = QListWidgetItem(f"{row.name}  {row.price}  ({row.brand or row.sku})")
-            item.setData(Qt.ItemDataRole.UserRole, row.sku)
-            self.search_results.addItem(item)
-
-    def _render_status(self) -> None:
+    def _paint_status(self) -> None:
         status = self.presenter.status
-        self.status_label.setText(status.text)
-        self._set_flag(self.status_label, "fault", status.offline or status.printer_fault)
+        texts = (status.connection, status.waiting, status.last_sync, status.printer)
+        flags = (status.offline, False, False, status.printer_fault)
+        for part, text, flag in zip(self.status_parts, texts, flags, strict=True):
+            if part.text() != text:
+                part.setText(text)
+            self._set_flag(part, "fault", flag)
+        if self.banner.text() != status.alert:
+            self.banner.setText(status.alert)
+        self.banner.setVisible(bool(status.alert))
+        if self._page == "receipt":
+            self.receipt_panel.update_view()
+
+    @property
+    def suggestion_buttons(self) -> list[SuggestionButton]:
+        """The suggestion buttons shown now, best first."""
+        return self.sale_panel.suggestion_buttons
+
+    def status_text(self) -> str:
+        """The status bar as one line of words (what the cashier reads, left to right)."""
+        return " | ".join(part.text() for part in self.status_parts)
 
     @staticmethod
     def _set_flag(widget: QWidget, name: str, on: bool) -> None:
@@ -553,19 +652,26 @@ class TillWindow(QMainWindow):
     # -- actions -------------------------------------------------------------------------------
 
     def _shortcuts(self) -> None:
+        p = self.presenter
         bindings: list[tuple[str, Callable[[], object]]] = [
-            ("F1", self.scan_field.setFocus),
-            ("F2", self.search_field.setFocus),
+            ("F1", self._focus_scan),
+            ("F2", self._focus_search),
+            ("F3", lambda: p.show("payment")),
             ("F4", self._void_selected),
             ("Delete", self._void_selected),
             ("F5", self._set_quantity),
-            ("F6", self.amount.setFocus),
+            ("F6", lambda: p.show("discount")),
             ("F7", self._pay_card),
             ("F8", self._pay_cash),
-            ("F9", lambda: self.presenter.command("PARK")),
-            ("F10", lambda: self.presenter.command("RESUME")),
-            ("F11", lambda: self.presenter.command("REPRINT")),
-            ("F12", lambda: self.presenter.command("CANCEL")),
+            ("F9", self._park),
+            ("F10", lambda: p.show("parked")),
+            ("F11", lambda: p.command("REPRINT")),
+            ("F12", lambda: p.command("CANCEL")),
+            ("Escape", self._back),
+            ("Alt+O", lambda: p.show("open_price")),
+            ("Alt+R", lambda: p.show("return")),
+            ("Alt+X", p.x_report),
+            ("Alt+Z", p.z_report),
             ("Ctrl+P", lambda: self._receipt("print")),
             ("Ctrl+E", lambda: self._receipt("email")),
             ("Ctrl+B", lambda: self._receipt("both")),
@@ -574,7 +680,23 @@ class TillWindow(QMainWindow):
         for number in (1, 2, 3):
             bindings.append((f"Alt+{number}", partial(self._accept_suggestion, number)))
         for keys, slot in bindings:
-            QShortcut(QKeySequence(keys), self).activated.connect(slot)
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(slot)
+
+    def _focus_scan(self) -> None:
+        self.scan_field.setFocus()
+
+    def _focus_search(self) -> None:
+        if self.presenter.page != "sale":
+            self.presenter.back()
+        if self.presenter.page == "sale":
+            self.search_field.setFocus()
+            self.search_field.selectAll()
+
+    def _back(self) -> None:
+        if self.presenter.back() == "sale":
+            self.scan_field.setFocus()
 
     def _scan_typed(self) -> None:
         text = self.scan_field.text()
@@ -582,80 +704,64 @@ class TillWindow(QMainWindow):
         if text.strip():
             self.presenter.scan(text)
 
-    def _selected_line(self) -> int | None:
+    def _selected_row(self) -> BasketRow | None:
         rows = self.basket.selectionModel().selectedRows()
         row = self.basket_model.row_at(rows[0].row()) if rows else None
-        if row is None:
-            last = self.presenter.rows[-1:] if self.presenter.rows else ()
-            row = last[0] if last else None
-        return None if row is None else row.line_no
+        if row is None and self.presenter.rows:
+            row = self.presenter.rows[-1]
+        return row
+
+    def _selected_line_text(self) -> tuple[int, str] | None:
+        row = self._selected_row()
+        return None if row is None else (row.line_no, f"{row.quantity} x {row.name}")
+
+    def _selection_changed(self) -> None:
+        row = self._selected_row()
+        if row is not None and row.quantity.isdigit():
+            self.quantity.setValue(int(row.quantity))
+        if self.presenter.page == "discount":
+            self.discount_panel.update_view()
 
     def _void_selected(self) -> None:
-        line = self._selected_line()
-        if line is None:
+        row = self._selected_row()
+        if row is None:
             self.presenter.command("VOID")  # the till explains that the basket is empty
         else:
-            self.presenter.void(line)
+            self.presenter.void(row.line_no)
 
     def _set_quantity(self) -> None:
-        line = self._selected_line()
-        if line is not None:
-            self.presenter.change_quantity(line, self.quantity.value())
-
-    def _amount(self) -> tuple[bool, int | None]:
-        text = self.amount.text().strip()
-        if not text:
-            return True, None
-        minor = amount_minor_from_text(text)
-        if minor is None:
-            self.presenter.scan_failed(f"the amount {text!r} is not a number like 20 or 20.50")
-            return False, None
-        return True, minor
+        row = self._selected_row()
+        if row is not None:
+            self.presenter.change_quantity(row.line_no, self.quantity.value())
 
     def _pay_cash(self) -> None:
-        ok, minor = self._amount()
-        if ok:
-            self.amount.clear()
-            self.presenter.pay_cash(minor)
-            self.scan_field.setFocus()
+        if self.presenter.page == "return":
+            self.presenter.pay_cash()
+        else:
+            self.payment_panel.pay_cash()
 
     def _pay_card(self) -> None:
-        ok, minor = self._amount()
-        if ok:
-            self.amount.clear()
-            self.presenter.pay_card(minor)
-            self.scan_field.setFocus()
+        if self.presenter.page == "return":
+            self.presenter.pay_card()
+        else:
+            self.payment_panel.pay_card()
+
+    def _park(self) -> None:
+        self.parked_panel.park()
 
     def _receipt(self, choice: str) -> None:
-        if choice not in ("print", "email", "both", "none"):
-            return
-        event = self.presenter.choose_receipt(
-            choice,  # type: ignore[arg-type]
-            address=self.email_field.text(),
-            consent_marketing=self.consent.isChecked(),
-        )
-        if not event.is_error:
-            self.scan_field.setFocus()
+        self.receipt_panel.choose(choice)
 
     def _accept_suggestion(self, number: int) -> None:
         views = self.presenter.suggestions
         if 0 < number <= len(views):
             self.presenter.accept_suggestion(views[number - 1].sku)
 
-    def _add_found(self, item: QListWidgetItem) -> None:
-        sku = item.data(Qt.ItemDataRole.UserRole)
-        if isinstance(sku, str):
-            self.presenter.add_product(sku)
-            self.search_field.clear()
-
     def closeEvent(self, event: QCloseEvent) -> None:
         self._status_timer.stop()
+        self._remove_status()
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self.wedge)
         self._remove_listener()
         super().closeEvent(event)
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -2,17 +2,23 @@
 
 ``make screenshots`` runs this offscreen (``QT_QPA_PLATFORM=offscreen``): it fills a throwaway
 till database through the real feed path (``edge_agent.feed.apply_page``) with a small demo
-catalogue and one customer, drives the real window through its presenter, and saves
-``QWidget.grab()`` images:
+catalogue and one customer, drives the real window (scans typed in by the simulated
+keyboard-wedge scanner of :mod:`edge_agent.ui.keyboard_wedge`, buttons through the presenter),
+and saves ``QWidget.grab()`` images:
 
 - ``till-empty.png``: the till waiting for the first scan;
-- ``till-mid-sale.png``: three items scanned, a loyalty customer with their highlights, and the
-  basket's suggestions.
+- ``till-mid-sale.png``: items scanned, a loyalty customer with their highlights, and the
+  basket's suggestions;
+- ``till-payment.png``: a split payment, the card part taken, cash being keyed;
+- ``till-receipt.png``: the sale complete, the change, and the receipt choice;
+- ``till-offline-fault.png``: HQ unreachable and the printer out of paper while the next sale
+  goes on: the banner and the status bar say so, in words.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 import uuid
@@ -24,6 +30,8 @@ from typing import Any
 
 from edge_agent import feed
 from edge_agent.config import TillSettings
+from edge_agent.hq_client import HQClient
+from edge_agent.printing.connections import PrinterStatus
 from edge_agent.store import LocalStore
 from edge_agent.till import Till
 from shared.barcodes import DEFAULT_LOYALTY_FORMAT, make_gtin, make_loyalty_number
@@ -114,8 +122,50 @@ def demo_changes() -> list[dict[str, Any]]:
     return changes
 
 
+class _EmptyRoll:
+    """A receipt printer whose paper roll ran out (it answers, and refuses to print)."""
+
+    def status(self) -> PrinterStatus:
+        return PrinterStatus(online=False, paper_end=True)
+
+    def send(self, data: bytes) -> None:
+        raise AssertionError("nothing is sent to a printer without paper")
+
+    def close(self) -> None:
+        pass
+
+
+def offline_demo_till(directory: Path) -> Till:
+    """A demo till whose HQ does not answer (nothing listens on its port) and whose printer is
+    out of paper; its workers are not started: ``run_once`` them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    store = LocalStore.open(directory / "till.sqlite")
+    feed.apply_page(store, demo_changes(), "demo-1")
+    url = "http://127.0.0.1:9"  # the discard port: refused at once on loopback
+    settings = TillSettings(
+        db_path=directory / "till.sqlite",
+        store_id=STORE_ID,
+        till_id=TILL_ID,
+        cashier_id="cashier-7",
+        suggestions=3,
+        server_url=url,
+        token="demo-token-0123456789abcdef",
+        request_timeout_s=1.0,
+    )
+    client = HQClient(url, "demo-token-0123456789abcdef", till_id=TILL_ID, timeout=1.0)
+    return Till(
+        settings=settings,
+        store=store,
+        client=client,
+        own_store=True,
+        own_client=True,
+        printer_connection=_EmptyRoll,
+    )
+
+
 def demo_till(directory: Path) -> Till:
     """An offline till over a fresh demo database in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
     store = LocalStore.open(directory / "till.sqlite")
     feed.apply_page(store, demo_changes(), "demo-1")
     settings = TillSettings(
@@ -133,29 +183,66 @@ def render_screenshots(out: Path) -> list[Path]:
     # Imported here: the demo data above is useful without Qt (and without a display).
     from PySide6.QtWidgets import QApplication
 
+    from edge_agent.ui.keyboard_wedge import ManualClock, wedge_scan
     from edge_agent.ui.main_window import TillWindow
     from edge_agent.ui.presenters import TillPresenter
 
     app = QApplication.instance() or QApplication([])
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    with tempfile.TemporaryDirectory() as tmp, demo_till(Path(tmp)) as till:
-        presenter = TillPresenter(till)
-        window = TillWindow(presenter, status_interval_ms=60_000)
+
+    def shoot(window: TillWindow, name: str) -> None:
+        for _ in range(3):  # layouts settle over a few passes of the event loop
+            app.processEvents()
+        path = out / name
+        window.grab().save(str(path))
+        written.append(path)
+
+    def opened(till: Till, clock: ManualClock) -> TillWindow:
+        window = TillWindow(TillPresenter(till), clock_ms=clock, status_interval_ms=60_000)
         window.resize(*_SIZE)
         window.show()
+        window.activateWindow()
+        window.scan_field.setFocus()
+        app.processEvents()
+        return window
 
-        def save(name: str) -> None:
-            app.processEvents()
-            path = out / name
-            window.grab().save(str(path))
-            written.append(path)
-
-        save("till-empty.png")
-        for code in (demo_gtin(6), DEMO_LOYALTY, demo_gtin(2), "CMD-QTY-2", demo_gtin(1)):
-            presenter.scan(code)
-        save("till-mid-sale.png")
-        window.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = ManualClock()
+        with demo_till(Path(tmp) / "day") as till:
+            window = opened(till, clock)
+            presenter = window.presenter
+            shoot(window, "till-empty.png")
+            for code in (demo_gtin(6), DEMO_LOYALTY, demo_gtin(2), "CMD-QTY-2", demo_gtin(1)):
+                wedge_scan(code, clock=clock)
+            shoot(window, "till-mid-sale.png")
+            presenter.show("payment")
+            presenter.pay_card(2000, "TID-58213")
+            window.amount.setText("10")
+            shoot(window, "till-payment.png")
+            window.payment_panel.pay_cash()
+            shoot(window, "till-receipt.png")
+            window.close()
+        with offline_demo_till(Path(tmp) / "offline") as till:
+            window = opened(till, clock)
+            presenter = window.presenter
+            for code in (demo_gtin(5), demo_gtin(1)):
+                wedge_scan(code, clock=clock)
+            presenter.pay_cash(2000)
+            presenter.choose_receipt("print")
+            for code in (demo_gtin(6), demo_gtin(7)):
+                wedge_scan(code, clock=clock)
+            # The faults are staged: their warnings would only clutter the command's output.
+            logging.disable(logging.WARNING)
+            try:
+                till.sync.run_once()  # HQ does not answer
+                assert till.printer is not None
+                till.printer.run_once()  # the printer has no paper
+            finally:
+                logging.disable(logging.NOTSET)
+            presenter.refresh_status()
+            shoot(window, "till-offline-fault.png")
+            window.close()
     return written
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from edge_agent.store import LocalStore
 from edge_agent.till import Till
+from edge_agent.ui.keyboard_wedge import ManualClock
 from tests.edge_agent import factories as f
 from tests.edge_agent.ui.support import NOW, maria, till_settings
 
@@ -40,3 +41,9 @@ def till(store: LocalStore, tmp_path: Path) -> Iterator[Till]:
         settings=till_settings(tmp_path), store=store, client=None, clock=lambda: NOW
     ) as running:
         yield running
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The wedge detector's clock: keys are timed exactly, and no real time passes."""
+    return ManualClock()

@@ -1,4 +1,5 @@
-"""What the till screen tests share: a customer with every highlight and the till's settings."""
+"""What the till screen tests share: a customer with every highlight, the till's settings and
+helpers to drive the window."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QPushButton, QWidget
+from pytestqt.qtbot import QtBot
+
 from edge_agent.config import TillSettings
+from edge_agent.ui.keyboard_wedge import ManualClock
+from edge_agent.ui.main_window import TillWindow
+from edge_agent.ui.presenters import TillPresenter
 from shared.barcodes import DEFAULT_LOYALTY_FORMAT, make_loyalty_number
 from shared.customer import CardItem, CustomerCard, CustomerIdentifierModel
 from tests.edge_agent import factories as f
@@ -40,3 +49,44 @@ def till_settings(tmp_path: Path, **over: Any) -> TillSettings:
     }
     values.update(over)
     return TillSettings(**values)
+
+
+# -- the window ---------------------------------------------------------------------------------
+
+
+def open_window(qtbot: QtBot, presenter: TillPresenter, clock: ManualClock) -> TillWindow:
+    """A shown and active till window over ``presenter`` whose wedge detector reads ``clock``."""
+    window = TillWindow(presenter, clock_ms=clock, status_interval_ms=60_000)
+    qtbot.addWidget(window)
+    window.resize(1366, 768)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    focus(qtbot, window.scan_field)
+    return window
+
+
+def focus(qtbot: QtBot, widget: QWidget) -> None:
+    widget.setFocus()
+    qtbot.waitUntil(widget.hasFocus, timeout=1000)
+
+
+def button(window: TillWindow, name: str) -> QPushButton:
+    """The window's button called ``name`` (its object name)."""
+    found = window.findChild(QPushButton, name)
+    assert isinstance(found, QPushButton), name
+    return found
+
+
+def click(window: TillWindow, name: str) -> None:
+    widget = button(window, name)
+    assert widget.isVisible(), f"{name} is not on screen"
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+def table_text(window: TillWindow) -> list[list[str]]:
+    model = window.basket_model
+    return [
+        [str(model.data(model.index(r, c))) for c in range(model.columnCount())]
+        for r in range(model.rowCount())
+    ]
