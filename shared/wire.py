@@ -55,8 +55,10 @@ StoreId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 #: A till code assigned at enrolment ("S001-T1").
 TillId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
-#: A stock-keeping unit, the catalogue's key.
-Sku = Annotated[PlainText, Field(min_length=1, max_length=64)]
+#: A stock-keeping unit, the catalogue's key. The length limits come before the control-character
+#: check so pydantic enforces them in its core (after a Python validator they would run as two
+#: more Python calls per SKU: a quarter of the time HQ spends parsing a push).
+Sku = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_control_characters)]
 
 
 def utc_now() -> datetime:
