@@ -111,12 +111,17 @@ def server(
                 port=settings.port,
                 workers=workers,
                 log_level="info",
+                access_log=False,  # lookup URLs carry emails and phone numbers: never log them
             )
         else:
             from sync_server.main import create_app
 
             uvicorn.run(
-                create_app(settings), host=settings.host, port=settings.port, log_level="info"
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_level="info",
+                access_log=False,  # lookup URLs carry emails and phone numbers: never log them
             )
     finally:
         if announcer is not None:
