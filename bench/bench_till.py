@@ -29,6 +29,9 @@ Figures (method notes in ``bench/NOTES.md``):
 - ``till_rss_mb``: peak RSS (``ru_maxrss``) of the child process that runs the scans and the
   customer lookups on the big cache, sampled before the raw replay opens its own connection.
   The builder never runs in that process.
+- A check, logged (not a figure): after the lookups, 5,000 more scans while a ``SyncWorker`` on
+  the same store retries an HQ that refuses every connection (a closed loopback port), with the
+  p50/p99 of those scans, the worker's cycles and its thread's CPU time.
 - ``till_catchup_5000_s``: 5,000 sales completed with ``SaleEngine.complete`` while no HQ is
   configured, then one ``SyncWorker.run_once()`` against ``python -m omnitill server`` in its own
   process: from the start of the push until every op is acknowledged (and the pull that ends
@@ -52,6 +55,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -75,7 +79,10 @@ DATA_VERSION = 1
 BASKET_LINES = 20
 SCANS = 15_000
 SCANS_FULL = 50_000
-WARMUP_SCANS = 500
+#: Long enough for the catalogue and list caches to settle (about 1,300 scans measured).
+WARMUP_SCANS = 2000
+#: Scans timed again with a sync worker running against an unreachable HQ (a check, logged).
+SYNC_SCANS = 5_000
 LOOKUPS = 15_000
 LOOKUPS_FULL = 50_000
 WARMUP_LOOKUPS = 200
@@ -440,6 +447,45 @@ def _timed_scans(
     return scan_s, cpu_s, statements
 
 
+def _timed_scans_with_sync(till: Any, store: Any, codes: Sequence[str]) -> dict[str, float]:
+    """Scan ``codes`` while a ``SyncWorker`` on the same store retries an HQ that refuses every
+    connection (a closed loopback port), as a till's does when HQ is down; the worker's thread
+    competes with the scans for the interpreter lock. Seconds per scan, its thread's CPU time
+    and how many cycles it ran."""
+    from edge_agent.hq_client import HQClient
+    from edge_agent.sync_worker import SyncStatus, SyncWorker
+
+    statuses: list[SyncStatus] = []
+    with HQClient(f"http://127.0.0.1:{free_port()}", "x" * 40, till_id=TILL_ID) as unreachable:
+        worker = SyncWorker(store, unreachable, on_status=statuses.append)
+        worker.start()
+        thread = next(t for t in threading.enumerate() if t.name == "omnitill-sync")
+        assert thread.ident is not None
+        cpu_clock = time.pthread_getcpuclockid(thread.ident)
+        cpu_before = time.clock_gettime(cpu_clock)
+        scan_s: list[float] = []
+        for i, code in enumerate(codes):
+            engine = till.engine
+            if len(engine.basket.lines) >= BASKET_LINES:
+                engine.void_line(engine.basket.lines[0].line_no)
+            t0 = time.perf_counter()
+            event = till.handle_scan(code)
+            scan_s.append(time.perf_counter() - t0)
+            if event.kind != "item_added":
+                raise RuntimeError(f"scan {i} of {code} with sync: {event.kind}: {event.message}")
+        cpu_s = time.clock_gettime(cpu_clock) - cpu_before
+        worker.stop()
+    if not statuses or statuses[-1].online:
+        raise RuntimeError(f"the sync worker should have failed to reach HQ: {statuses[-1:]}")
+    return {
+        "sync_scans": len(scan_s),
+        "sync_scan_p50_ms": percentile(scan_s, 0.50) * 1e3,
+        "sync_scan_p99_ms": percentile(scan_s, 0.99) * 1e3,
+        "sync_thread_cpu_ms": cpu_s * 1e3,
+        "sync_cycles": len(statuses),
+    }
+
+
 def _uncached(till: Any, code: str) -> list[tuple[str, Any]]:
     """The primary-key lookups a scan would need with no cache at all: the barcode (with its
     product and price rows), every basket item's also-bought list and each suggestion's product
@@ -510,8 +556,10 @@ def till_process(
     rss_start_mb = _peak_rss_mb()
     rng = random.Random(7)
     warmup = BASKET_LINES + WARMUP_SCANS
-    sequence = scan_sequence(warmup + scans + 1, products, rng)
+    sequence = scan_sequence(warmup + scans + 1 + SYNC_SCANS, products, rng)
     codes = [ean_of(n) for n in sequence]
+    sync_codes = codes[warmup + scans + 1 :]
+    codes = codes[: warmup + scans + 1]
     settings = TillSettings(db_path=path, store_id=STORE_ID, till_id=TILL_ID)
     store = _recording_store_class().open(path)
     till = Till(settings=settings, store=store, client=None)
@@ -527,6 +575,7 @@ def till_process(
         lookup_s = _timed_lookups(till, lookups, customers, rng)
         # The till's peak memory, before anything else opens the file in this process.
         rss_mb = _peak_rss_mb()
+        with_sync = _timed_scans_with_sync(till, store, sync_codes)
         till.close()
         store.close()
         raw_s = _raw_replay(path, spool, len(codes) - 1, uncached=False)[warmup:]
@@ -549,6 +598,7 @@ def till_process(
         "rss_mb": rss_mb,
         "rss_start_mb": rss_start_mb,
         "rss_after_scans_mb": rss_scans_mb,
+        **with_sync,
     }
 
 
@@ -731,6 +781,15 @@ def run(*, full: bool) -> dict[str, float]:
         lookups=LOOKUPS_FULL if full else LOOKUPS,
     )
     log.info("till process: %s", json.dumps(child, sort_keys=True))
+    log.info(
+        "scan p99 %.3f ms; with a sync worker retrying an unreachable HQ %.3f ms (%d cycles, "
+        "%.1f ms of its thread's CPU over %d scans)",
+        child["scan_p99_ms"],
+        child["sync_scan_p99_ms"],
+        child["sync_cycles"],
+        child["sync_thread_cpu_ms"],
+        child["sync_scans"],
+    )
     with tempfile.TemporaryDirectory(prefix="bench-till-") as tmp:
         figures = catchup(Path(tmp), sales=CATCHUP_SALES)
     figures.update(

@@ -13,7 +13,13 @@ in 2 ms at the 99th percentile, with 200k products and 2M recommendation rows), 
   dropped as soon as anything else commits to the database (``PRAGMA data_version`` changes),
   so a feed page applied by the sync thread is visible at the next scan. Lists are kept as
   plain ``(sku, score, reason)`` tuples, not models: a model per cached item costs the garbage
-  collector objects to walk at every collection, and those collections set the scan's tail;
+  collector objects to walk at every collection, and those collections set the scan's tail.
+  For the same reason a full list cache (a few hundred lists: the sale engine's ranker keeps
+  the basket's own) makes room one list at a time, oldest first: a till scanning all day keeps
+  a cache of constant size instead of a heap of new objects after every scan.
+  ``suggestion_sources`` hands a scan its names and lists behind one cache check, with a
+  ``generation`` that changes whenever the cache is dropped, so the sale engine's ranker asks
+  again only for the lists of items new to the basket;
 - nothing on the scan path scans a table.
 
 Price rules: a ``prices`` row for this store that is valid now overrides a chain-wide row
@@ -34,16 +40,19 @@ form.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -97,9 +106,14 @@ _ALIAS = "SELECT customer_id FROM customer_aliases WHERE old_id = ?"
 # Words for the full-text query: runs of letters and digits in any script.
 _WORDS = re.compile(r"\w+", re.UNICODE)
 _DIGITS = re.compile(r"[0-9]+")
-# Bounds on what the caches hold before they are dropped wholesale (simple and O(1)).
-_MAX_CACHED_LISTS = 8192
+# Bounds on what the caches hold: names are dropped wholesale (simple and O(1), and a name is not
+# an object the garbage collector tracks); lists make room one at a time, oldest first. The sale
+# engine's ranker keeps the basket's own lists, so the catalogue's need not hold a whole basket.
+_MAX_CACHED_LISTS = 256
 _MAX_CACHED_NAMES = 32768
+#: Numbers the caches' contents: two caches, or one cache before and after it was dropped, never
+#: share one (see ``_LazyLists.generation``).
+_GENERATIONS = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +141,9 @@ class _Cache:
 
     conn_id: int = 0
     version: int = -1
-    lists: dict[tuple[str, str], tuple[ItemTuple, ...]] = field(default_factory=dict)
+    generation: int = 0  # new (from _GENERATIONS) each time the cache is dropped
+    # Oldest first: when full, the oldest list makes room (see ``Catalogue._list``).
+    lists: OrderedDict[tuple[str, str], tuple[ItemTuple, ...]] = field(default_factory=OrderedDict)
     names: dict[str, str | None] = field(default_factory=dict)
 
 
@@ -148,6 +164,30 @@ def _valid_at(valid_from: str | None, valid_to: str | None, now: datetime) -> bo
     return not (end is not None and end.tzinfo is not None and now >= end)
 
 
+def _row_price(row: sqlite3.Row | tuple[Any, ...], clock: Callable[[], datetime]) -> int:
+    """The price rules (see the module docstring) on a ``_SELECT_ITEM`` row; the time is asked
+    for only when there is a price row to check (most products have none)."""
+    price = int(row[4])
+    if row[12] is None and row[9] is None:
+        return price
+    now = clock()
+    if row[12] is not None and _valid_at(row[13], row[14], now):
+        price = int(row[12])
+    if row[9] is not None and _valid_at(row[10], row[11], now):
+        price = int(row[9])
+    return price
+
+
+@lru_cache(maxsize=256, typed=True)
+def _tax_rate(text: object) -> Decimal | None:
+    """A product's tax rate column as a Decimal, None when it is not a number. A store has a
+    handful of rates, so each is parsed once (Decimals are immutable: sharing them is safe)."""
+    try:
+        return Decimal(str(text))
+    except ArithmeticError:
+        return None
+
+
 def _next_prefix(prefix: str) -> str:
     """The smallest string greater than every string that starts with ``prefix``."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
@@ -161,26 +201,35 @@ def _models(items: Iterable[ItemTuple]) -> list[RecommendedItem]:
     ]
 
 
-def _plain_item(data: object) -> ItemTuple | None:
-    """An item exactly as ``RecommendedItem`` would read it, or None when it needs the model's
-    own judgement (coercion, stripping, or an error)."""
-    if type(data) is not dict or not _ITEM_KEYS.issuperset(data):
+def _plain_items(data: list[Any]) -> tuple[ItemTuple, ...] | None:
+    """Each item exactly as ``RecommendedItem`` would read it, or None when one needs the
+    model's own judgement (coercion, stripping, or an error). One loop, and the check for
+    control characters once, over all the SKUs together."""
+    out: list[ItemTuple] = []
+    append = out.append
+    for item in data:
+        if type(item) is not dict or not _ITEM_KEYS.issuperset(item):
+            return None
+        sku, score, reason = item.get("sku"), item.get("score"), item.get("reason")
+        if type(sku) is not str or not 0 < len(sku) <= _MAX_SKU or sku != sku.strip():
+            return None
+        if type(score) is float:
+            if not 0 <= score < math.inf:
+                return None
+        elif type(score) is int and 0 <= score <= _EXACT_INT:
+            score = float(score)
+        else:
+            return None
+        if reason is not None and (type(reason) is not str or reason != reason.strip()):
+            return None
+        append((sku, score, reason))
+    if out and _CONTROL.search("".join([sku for sku, _, _ in out])):
         return None
-    sku, score, reason = data.get("sku"), data.get("score"), data.get("reason")
-    if (
-        type(sku) is not str
-        or not 0 < len(sku) <= _MAX_SKU
-        or sku != sku.strip()
-        or _CONTROL.search(sku)
-        or not (
-            (type(score) is float and 0 <= score < math.inf)
-            or (type(score) is int and 0 <= score <= _EXACT_INT)
-        )
-    ):
-        return None
-    if reason is not None and (type(reason) is not str or reason != reason.strip()):
-        return None
-    return (sku, float(score), reason)
+    return tuple(out)
+
+
+#: The JSON scanner alone (``json.loads`` without its layers): what a list's text starts with.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def parse_list(text: str | bytes) -> tuple[ItemTuple, ...]:
@@ -188,17 +237,22 @@ def parse_list(text: str | bytes) -> tuple[ItemTuple, ...]:
     ``RecommendedItem`` s; raises ``ValidationError`` (or ``TypeError``) as the model does.
 
     A new list is read on most scans (the newest item's), so the plain case (items exactly as HQ
-    writes them) is checked here, five times faster than building and dropping a model per item;
-    anything else goes through the model itself, which decides.
+    writes them, the text one JSON array and nothing else) is checked here, several times faster
+    than building and dropping a model per item; anything else goes through the model itself,
+    which decides.
     """
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None  # the model says what is wrong with it
+    data: Any = None
+    if type(text) is str:
+        try:
+            data, end = _SCAN(text, 0)
+        except (StopIteration, ValueError):
+            data, end = None, 0  # the model says what is wrong with it
+        if end != len(text):
+            data = None  # text after the array, or spaces around it: the model judges
     if type(data) is list:
-        plain = [_plain_item(item) for item in data]
-        if None not in plain:
-            return tuple(plain)  # type: ignore[arg-type]  # None is not in it
+        plain = _plain_items(data)
+        if plain is not None:
+            return plain
     return tuple([(i.sku, i.score, i.reason) for i in _ITEMS.validate_json(text)])
 
 
@@ -237,6 +291,41 @@ class _LazyNames(Mapping[str, str]):
 
     def __len__(self) -> int:
         return sum(1 for name in self._cache.names.values() if name is not None)
+
+
+class _LazyLists(Mapping[str, tuple[ItemTuple, ...]]):
+    """Also-bought lists read when first asked for, through one cache (see
+    ``Catalogue.suggestion_sources``); a SKU without a list has an empty one.
+
+    ``generation`` identifies what the lists say: while it stays the same nothing was committed
+    to the store, so a list asked for again says the same (``BasketRanker`` then keeps the lists
+    it holds without asking again)."""
+
+    __slots__ = ("_cache", "_catalogue", "generation")
+
+    def __init__(self, catalogue: Catalogue, cache: _Cache) -> None:
+        self._catalogue = catalogue
+        self._cache = cache
+        self.generation = cache.generation
+
+    def __getitem__(self, sku: str) -> tuple[ItemTuple, ...]:
+        found = self._cache.lists.get(("also_bought", sku))
+        return (
+            found if found is not None else self._catalogue._list(self._cache, "also_bought", sku)
+        )
+
+    def get(self, sku: str, default: Any = None) -> Any:
+        # Mapping.get would go through a try/except: this runs for every basket item it is asked.
+        found = self._cache.lists.get(("also_bought", sku))
+        return (
+            found if found is not None else self._catalogue._list(self._cache, "also_bought", sku)
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for kind, key in self._cache.lists if kind == "also_bought")
+
+    def __len__(self) -> int:
+        return sum(1 for kind, _ in self._cache.lists if kind == "also_bought")
 
 
 class Catalogue:
@@ -325,6 +414,23 @@ class Catalogue:
         """The name of one SKU (cached), or None when the till does not sell it."""
         return self._name(self._cache(), sku)
 
+    def suggestion_sources(self) -> tuple[Mapping[str, str], Mapping[str, tuple[ItemTuple, ...]]]:
+        """Names and also-bought lists, each looked up when first asked for, behind one cache
+        check: what one scan's suggestions need (use them for that scan, then drop them). The
+        lists carry a ``generation`` (see ``_LazyLists``)."""
+        cache = self._cache()
+        return _LazyNames(self, cache), _LazyLists(self, cache)
+
+    def price_of(self, sku: str) -> int | None:
+        """``by_sku(sku).price_minor`` (None when that is None) without building the item: the
+        price of each suggestion shown, on the scan path."""
+        row = self._store.query_one(_BY_SKU, (self.store_id, sku))
+        if row is None or row[15] == 0 or _tax_rate(row[6]) is None:
+            if row is not None and row[15] != 0:
+                log.error("product %s has a tax rate that is not a number: %r", row[0], row[6])
+            return None
+        return _row_price(row, self._clock)
+
     def lazy_names(self) -> Mapping[str, str]:
         """Names of the SKUs the till sells, each looked up when first asked for (what
         ``suggest_for_basket`` wants). The cache is checked once, here: use the mapping for one
@@ -377,17 +483,13 @@ class Catalogue:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _row_item(self, row: sqlite3.Row | tuple[Any, ...], now: datetime) -> CatalogueItem | None:
+    def _row_item(
+        self, row: sqlite3.Row | tuple[Any, ...], clock: Callable[[], datetime]
+    ) -> CatalogueItem | None:
         if row[15] == 0:
             return None
-        price = int(row[4])
-        if row[12] is not None and _valid_at(row[13], row[14], now):
-            price = int(row[12])
-        if row[9] is not None and _valid_at(row[10], row[11], now):
-            price = int(row[9])
-        try:
-            rate = Decimal(str(row[6]))
-        except ArithmeticError:
+        rate = _tax_rate(row[6])
+        if rate is None:
             log.error("product %s has a tax rate that is not a number: %r", row[0], row[6])
             return None
         return CatalogueItem(
@@ -395,7 +497,7 @@ class Catalogue:
             name=str(row[1]),
             brand=str(row[2] or ""),
             category=str(row[3] or ""),
-            price_minor=price,
+            price_minor=_row_price(row, clock),
             currency=str(row[5]),
             tax_rate=rate,
             variable_measure=row[7],
@@ -404,11 +506,11 @@ class Catalogue:
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> CatalogueItem | None:
         row = self._store.query_one(sql, params)
-        return None if row is None else self._row_item(row, self._clock())
+        return None if row is None else self._row_item(row, self._clock)
 
     def _many(self, sql: str, params: tuple[Any, ...]) -> list[CatalogueItem]:
         now = self._clock()
-        items = (self._row_item(row, now) for row in self._store.query(sql, params))
+        items = (self._row_item(row, lambda: now) for row in self._store.query(sql, params))
         return [item for item in items if item is not None]
 
     def _cache(self) -> _Cache:
@@ -421,6 +523,7 @@ class Catalogue:
         if cache.conn_id != id(conn) or cache.version != version:
             # Something else committed (a feed page, a sale): lists may have changed.
             cache.conn_id, cache.version = id(conn), version
+            cache.generation = next(_GENERATIONS)
             cache.lists.clear()
             cache.names.clear()
         return cache
@@ -446,6 +549,10 @@ class Catalogue:
             except (TypeError, json.JSONDecodeError):
                 log.warning("ignoring an unreadable %s list for %s", kind, key)
         if len(cache.lists) >= _MAX_CACHED_LISTS:
-            cache.lists.clear()
+            # One out for one in, the oldest first: a till scanning all day keeps a cache of
+            # constant size, so the garbage collector does not find a dozen new objects after
+            # every scan (its young collections, and their pauses, then come far less often).
+            # A basket's lists may leave: the ranker holds them while nothing is committed.
+            cache.lists.popitem(last=False)
         cache.lists[(kind, key)] = items
         return items

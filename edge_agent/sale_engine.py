@@ -27,6 +27,11 @@ discounts, and the sale's totals are exactly the sums of its lines (``shared.sal
 holds by construction and is checked again before anything is written). A discount that would
 take a line or the basket below zero is refused.
 
+The engine prices its basket with a :class:`BasketPricer`: a scan reprices the one line it
+changed and updates the running totals, and the result is always exactly what
+:func:`price_basket` (the whole basket priced again) gives. Its suggestions come from a
+``BasketRanker`` the same way (see ``edge_agent.suggestions``).
+
 Payment and completion
 ----------------------
 Tenders: cash (may exceed what is due; the change comes from cash) and card through an
@@ -72,7 +77,7 @@ from pydantic import ValidationError
 from edge_agent import outbox
 from edge_agent.catalogue import Catalogue, CatalogueItem
 from edge_agent.store import LocalStore
-from edge_agent.suggestions import ItemTuple, Suggestion, suggest_for_basket
+from edge_agent.suggestions import BasketRanker, ItemTuple, Suggestion
 from shared.barcodes import (
     DEFAULT_RULES,
     ProductScan,
@@ -107,6 +112,7 @@ __all__ = [
     "RECEIPT_COUNTER_KEY",
     "Basket",
     "BasketLine",
+    "BasketPricer",
     "BasketTotals",
     "DiscountRule",
     "ParkedBasket",
@@ -317,10 +323,12 @@ def _discount_amount(rule: DiscountRule, remaining: int) -> int:
     return int(rule.value)
 
 
-@lru_cache(maxsize=4096, typed=True)
+@lru_cache(maxsize=1024, typed=True)
 def _line_tax(amount: int, rate: Decimal, mode: TaxMode) -> LineTax:
     # typed: 7, 7.0 and Decimal(7) are equal keys to a plain cache, but a float rate must still
-    # be refused by line_tax. Errors are not cached: every bad call raises.
+    # be refused by line_tax. Errors are not cached: every bad call raises. Small: the engine
+    # taxes a line once when it changes (BasketPricer), and a full cache stays the same size, so
+    # the garbage collector does not find new entries after every scan.
     return line_tax(amount, rate, mode)
 
 
@@ -365,26 +373,39 @@ def _basket_tax(lines: Sequence[tuple[int, Decimal]], mode: TaxMode) -> _BasketT
     return _BasketTax(lines=taxed, tax=total_tax, by_rate=by_rate)
 
 
+def _line_discounts(line: BasketLine, money: _Formatter) -> tuple[int, list[Discount], int]:
+    """A line's base amount, its own discounts in order and what is left of it; raises
+    InvalidInput when a discount is larger than what is left of the line."""
+    base = left = line.base_minor
+    given: list[Discount] = []
+    for rule in line.discounts:
+        amount = _discount_amount(rule, left)
+        if amount > left:
+            raise InvalidInput(
+                f"The discount of {money(amount)} on line {line.line_no} ({line.name}) is "
+                f"more than the {money(left)} left on the line"
+            )
+        left -= amount
+        given.append(
+            Discount(kind=rule.kind, value=rule.value, amount_minor=amount, reason=rule.reason)
+        )
+    return base, given, left
+
+
 def price_basket(basket: Basket, *, tax_mode: TaxMode, currency: str) -> BasketTotals:
     """Price every line, spread basket discounts, tax each line; raise InvalidInput when a
-    discount is larger than what it applies to."""
+    discount is larger than what it applies to.
+
+    This is the reference: :class:`BasketPricer` (the engine's, scan after scan) gives exactly
+    the same totals by repricing only the lines that changed.
+    """
     money = _Formatter(currency)
-    bases = [line.base_minor for line in basket.lines]
+    bases: list[int] = []
     remaining: list[int] = []
     line_discounts: list[list[Discount]] = []
-    for line, left in zip(basket.lines, bases, strict=True):
-        given: list[Discount] = []
-        for rule in line.discounts:
-            amount = _discount_amount(rule, left)
-            if amount > left:
-                raise InvalidInput(
-                    f"The discount of {money(amount)} on line {line.line_no} ({line.name}) is "
-                    f"more than the {money(left)} left on the line"
-                )
-            left -= amount
-            given.append(
-                Discount(kind=rule.kind, value=rule.value, amount_minor=amount, reason=rule.reason)
-            )
+    for line in basket.lines:
+        base, given, left = _line_discounts(line, money)
+        bases.append(base)
         remaining.append(left)
         line_discounts.append(given)
     basket_given: list[Discount] = []
@@ -428,19 +449,162 @@ def price_basket(basket: Basket, *, tax_mode: TaxMode, currency: str) -> BasketT
         ]
     )
     subtotal = sum(remaining)
-    total = subtotal + (taxed.tax if tax_mode == "exclusive" else 0)
-    paid = sum(t.amount_minor for t in basket.tenders)
-    return BasketTotals(
-        subtotal_minor=subtotal,
-        tax_minor=taxed.tax,
-        total_minor=total,
-        paid_minor=paid,
-        due_minor=max(0, total - paid),
-        change_minor=max(0, paid - total),
+    return _totals(
+        basket,
+        tax_mode,
+        subtotal=subtotal,
+        tax=taxed.tax,
         by_rate=taxed.by_rate,
         lines=priced,
         basket_discounts=tuple(basket_given),
     )
+
+
+def _totals(
+    basket: Basket,
+    tax_mode: TaxMode,
+    *,
+    subtotal: int,
+    tax: int,
+    by_rate: dict[Decimal, LineTax],
+    lines: tuple[PricedLine, ...],
+    basket_discounts: tuple[Discount, ...],
+) -> BasketTotals:
+    total = subtotal + (tax if tax_mode == "exclusive" else 0)
+    paid = sum([t.amount_minor for t in basket.tenders]) if basket.tenders else 0
+    return BasketTotals(
+        subtotal_minor=subtotal,
+        tax_minor=tax,
+        total_minor=total,
+        paid_minor=paid,
+        due_minor=max(0, total - paid),
+        change_minor=max(0, paid - total),
+        by_rate=by_rate,
+        lines=lines,
+        basket_discounts=basket_discounts,
+    )
+
+
+#: What a line's price depends on (besides the store's tax mode): see ``BasketPricer``.
+_LineKey = tuple[int, int, int | None, Decimal, tuple[DiscountRule, ...]]
+#: A priced line as the pricer remembers it: the line, its key then, its price.
+_Priced = tuple[BasketLine, _LineKey, PricedLine]
+
+
+class BasketPricer:
+    """:func:`price_basket` for one till's basket, scan after scan, repricing only what changed.
+
+    Each line's price (its base, its own discounts, its amount and its tax) depends only on the
+    line: its quantity, unit price, weight, tax rate and discounts (the *key*) and the store's tax
+    mode. The pricer remembers each line's ``PricedLine`` with its key and keeps the basket's
+    sums (subtotal, tax, net/tax/gross per rate) as running totals. At each call it compares
+    every line's key with the one it remembers (a tuple per line: nothing is priced), prices the
+    lines that are new or changed, takes the lines that left the basket out of the sums, and adds
+    the new prices in. So a scan prices one line whatever the basket's size, and the totals are
+    exactly the sums of the lines, as :func:`price_basket` computes them.
+
+    It never trusts anything it cannot check: lines are compared by key, so a line changed from
+    outside the engine is repriced too. A basket discount is spread over every line (its shares
+    depend on all of them), so a basket with one is priced in full. Any error is left to
+    :func:`price_basket`, which raises it with the same message, and nothing remembered changes.
+    """
+
+    __slots__ = ("_by_rate", "_currency", "_lines", "_money", "_subtotal", "_tax", "_tax_mode")
+
+    def __init__(self, *, tax_mode: TaxMode, currency: str) -> None:
+        self._tax_mode: TaxMode = tax_mode
+        self._currency = currency
+        self._money = _Formatter(currency)
+        # id(line) -> (line, key, priced); the line is held, so its id cannot be reused.
+        self._lines: dict[int, _Priced] = {}
+        self._subtotal = 0
+        self._tax = 0
+        # rate -> [lines, net, tax, gross]
+        self._by_rate: dict[Decimal, list[int]] = {}
+
+    def price(self, basket: Basket) -> BasketTotals:
+        """The basket's totals, equal to ``price_basket(basket, ...)``."""
+        if basket.discounts or self._tax_mode not in ("inclusive", "exclusive"):
+            return price_basket(basket, tax_mode=self._tax_mode, currency=self._currency)
+        try:
+            return self._price(basket)
+        except (OmnitillError, TypeError, ArithmeticError):
+            # price_basket raises the error the cashier must see (same message, same line).
+            return price_basket(basket, tax_mode=self._tax_mode, currency=self._currency)
+
+    def _price(self, basket: Basket) -> BasketTotals:
+        old = self._lines
+        lines = basket.lines
+        kept: dict[int, _Priced] = {}
+        priced: list[PricedLine] = []
+        changed: list[_Priced] = []
+        for line in lines:
+            ident = id(line)
+            key: _LineKey = (
+                line.quantity,
+                line.unit_price_minor,
+                line.weight_g,
+                line.tax_rate,
+                tuple(line.discounts) if line.discounts else (),
+            )
+            entry = old.get(ident)
+            if entry is None or entry[0] is not line or entry[1] != key:
+                entry = (line, key, self._price_line(line))
+                changed.append(entry)
+            kept[ident] = entry
+            priced.append(entry[2])
+        if len(kept) != len(lines):
+            # The same line object twice: not a basket the engine makes; price it in full.
+            return price_basket(basket, tax_mode=self._tax_mode, currency=self._currency)
+        if changed or len(old) != len(kept):
+            # Everything is priced: only now is anything remembered. A line's rate is the one
+            # in its key (the line itself may have been changed since).
+            by_rate = self._by_rate
+            for ident, entry in old.items():
+                if kept.get(ident) is entry:
+                    continue
+                rate, gone = entry[1][3], entry[2]
+                self._subtotal -= gone.amount_minor
+                self._tax -= gone.tax.tax
+                sums = by_rate[rate]
+                sums[0] -= 1
+                sums[1] -= gone.tax.net
+                sums[2] -= gone.tax.tax
+                sums[3] -= gone.tax.gross
+            for entry in changed:
+                rate, new = entry[1][3], entry[2]
+                self._subtotal += new.amount_minor
+                self._tax += new.tax.tax
+                found = by_rate.get(rate)
+                if found is None:
+                    by_rate[rate] = [1, new.tax.net, new.tax.tax, new.tax.gross]
+                else:
+                    found[0] += 1
+                    found[1] += new.tax.net
+                    found[2] += new.tax.tax
+                    found[3] += new.tax.gross
+            for rate in [rate for rate, sums in by_rate.items() if not sums[0]]:
+                del by_rate[rate]
+            self._lines = kept
+        return _totals(
+            basket,
+            self._tax_mode,
+            subtotal=self._subtotal,
+            tax=self._tax,
+            by_rate={
+                rate: LineTax(net=sums[1], tax=sums[2], gross=sums[3])
+                for rate, sums in sorted(self._by_rate.items(), key=itemgetter(0))
+            },
+            lines=tuple(priced),
+            basket_discounts=(),
+        )
+
+    def _price_line(self, line: BasketLine) -> PricedLine:
+        base, given, amount = _line_discounts(line, self._money)
+        tax = _line_tax(amount, line.tax_rate, self._tax_mode)
+        return PricedLine(
+            line=line, base_minor=base, discounts=tuple(given), amount_minor=amount, tax=tax
+        )
 
 
 class _Formatter:
@@ -626,6 +790,9 @@ class SaleEngine:
         self._pending_quantity: int | None = None
         self._receipt_prefix = _receipt_prefix(till_id)
         self._money = _Formatter(shop.currency, shop.locale)
+        self._pricer = BasketPricer(tax_mode=shop.tax_mode, currency=shop.currency)
+        self._priced_for = shop
+        self._ranker = BasketRanker()
         try:
             self._tz: Any = ZoneInfo(shop.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -790,7 +957,12 @@ class SaleEngine:
         self.basket.customer_identifier = identifier
 
     def totals(self) -> BasketTotals:
-        return price_basket(self.basket, tax_mode=self.shop.tax_mode, currency=self.shop.currency)
+        """The basket priced (equal to :func:`price_basket`; only changed lines are repriced)."""
+        if self._priced_for is not self.shop:
+            # A new store configuration (tax mode, currency): nothing remembered applies.
+            self._pricer = BasketPricer(tax_mode=self.shop.tax_mode, currency=self.shop.currency)
+            self._priced_for = self.shop
+        return self._pricer.price(self.basket)
 
     def suggestions(self, n: int = 3) -> list[Suggestion]:
         """Suggestions for the basket and customer, best first, with prices (see
@@ -806,10 +978,11 @@ class SaleEngine:
                 personal = [
                     (sku, 1.0 / (1 + i), None) for i, sku in enumerate(card.recommendations)
                 ]
-        found = suggest_for_basket(
+        names, lists = self.catalogue.suggestion_sources()
+        found = self._ranker.ranked(
             skus,
-            self.catalogue.also_bought_for(skus),
-            names=self.catalogue.lazy_names(),
+            lists,
+            names=names,
             exclude=exclude,
             personal=personal,
             viewed=card.recently_viewed if card is not None else (),
@@ -820,18 +993,19 @@ class SaleEngine:
             customer_name=(card.first_name or None) if card is not None else None,
         )
         out = []
-        for suggestion in found:
-            item = self.catalogue.by_sku(suggestion.sku)
-            if item is None:
+        for sku, name, score, reason, _, because_of in found:
+            # The catalogue's price now (a cart's price may be old); not sold: not shown.
+            price = self.catalogue.price_of(sku)
+            if price is None:
                 continue
             out.append(
                 Suggestion(
-                    sku=suggestion.sku,
-                    name=suggestion.name,
-                    score=suggestion.score,
-                    reason=suggestion.reason,
-                    price_minor=item.price_minor,
-                    because_of=suggestion.because_of,
+                    sku=sku,
+                    name=name,
+                    score=score,
+                    reason=reason,
+                    price_minor=price,
+                    because_of=because_of,
                 )
             )
         return out

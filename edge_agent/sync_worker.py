@@ -30,6 +30,14 @@ Backoff
     After ``n`` failed cycles in a row the next one waits a random time in
     ``[0, min(60 s, 0.5 s * 2**(n-1))]`` ("full jitter"), so a chain's tills coming back after an
     HQ outage do not all knock at once. A success resets it. A kick does not cut a backoff short.
+
+Idle between cycles
+    The worker shares the till's process (and its interpreter lock) with the scan path, so
+    between cycles its thread only waits on an ``Event``: no polling, no busy retries. A backoff
+    is one wait; a sale's kick during a backoff does not even wake it; a push interval with
+    nothing to send makes no request and no status callback. Against an unreachable HQ the
+    thread therefore runs once per backoff (a refused connection and a status update, about a
+    millisecond of work), and with the 60 s cap that is on average once every 30 s.
 """
 
 from __future__ import annotations
@@ -213,10 +221,13 @@ class SyncWorker:
                 client.close()
 
     def kick(self) -> None:
-        """Push soon (called after every sale); honours a backoff in progress."""
+        """Push soon (called after every sale); honours a backoff in progress: the thread is not
+        even woken during one (it pushes when the backoff ends)."""
         with self._lock:
             self._kicked = True
-        self._wake.set()
+            backing_off = self._clock() < self._retry_at
+        if not backing_off:
+            self._wake.set()
 
     def run_once(self) -> SyncStatus:
         """One push (everything pending) and one pull (every page), now, on this thread."""
@@ -229,8 +240,16 @@ class SyncWorker:
     # -- the thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        # Between cycles the thread is blocked on one Event (no polling, no timer of its own):
+        # it holds no interpreter lock and costs the scans on the till's other threads nothing.
+        # It wakes when the next push or pull is due, when a backoff ends, or for kick/stop.
         next_push = next_pull = self._clock()
-        while not self._stopping.is_set():
+        while True:
+            # Cleared before the state is read (stop and kick set their flag, then the event):
+            # a kick or stop from now on sets it again, so the wait below returns at once.
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
             now = self._clock()
             with self._lock:
                 retry_at, kicked = self._retry_at, self._kicked
@@ -241,6 +260,10 @@ class SyncWorker:
                 if due_pull or kicked or now >= next_push:
                     with self._lock:
                         self._kicked = False
+                    if not due_pull and outbox.pending_count(self._store) == 0:
+                        # Nothing to send and no pull due: no request, nothing new to show.
+                        next_push = now + self._push_interval
+                        continue
                     with self._cycle_lock:
                         ok = self._cycle(pull=due_pull)
                     self._notify(self.status)
@@ -258,7 +281,6 @@ class SyncWorker:
             self._sleep(seconds)
             return
         self._wake.wait(seconds)
-        self._wake.clear()
 
     def _notify(self, status: SyncStatus) -> None:
         if self._on_status is None:
