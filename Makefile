@@ -18,7 +18,7 @@ help:
 	@echo "make test    lint, type-check and run the test suite (as CI does)"
 	@echo "make lint    ruff lint and format check"
 	@echo "make bench   run the benchmarks; writes bench/results.json and docs/benchmarks.md"
-	@echo "make screenshots  render the till screen to docs/img/*.png (offscreen)"
+	@echo "make screenshots  render the till and kiosk screens to docs/img/*.png (offscreen)"
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	@scripts/bootstrap.sh $(PYTHON) $(VENV)

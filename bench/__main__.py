@@ -14,7 +14,7 @@ import sys
 
 from bench.report import save
 
-BENCHMARKS = ["demo_data", "ingest", "pull", "lookup", "email", "receipts", "till", "recs"]
+BENCHMARKS = ["demo_data", "ingest", "pull", "lookup", "email", "receipts", "till", "recs", "gui"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -165,6 +165,20 @@ TARGETS: list[Target] = [
         250,
     ),
     Target(
+        "gui_scan_to_paint_p99_ms",
+        "Till screen: wedge scan to basket row and suggestions painted, 100-line basket: p99",
+        "ms",
+        "<=",
+        16,
+    ),
+    Target(
+        "gui_cold_start_s",
+        "Till screen: `omnitill till` launched to ready for the first scan, 200k products",
+        "s",
+        "<=",
+        2,
+    ),
+    Target(
         "recs_rebuild_s",
         "HQ recommendations: full rebuild over 1M orders (5M lines), SQLite",
         "s",
@@ -184,6 +198,27 @@ TARGETS: list[Target] = [
         "s",
         "<=",
         30,
+    ),
+    Target(
+        "recs_lists_lag_s",
+        "HQ recommendations: burst of sales pushed -> store's trending list pulled by a till",
+        "s",
+        "<=",
+        30,
+    ),
+    Target(
+        "recs_rebuild_lock_s",
+        "HQ recommendations: longest write transaction of the rebuild (ingest waits at most this)",
+        "s",
+        "<=",
+        1,
+    ),
+    Target(
+        "recs_rebuild_s_postgres",
+        "HQ recommendations: full rebuild over 1M orders (5M lines), PostgreSQL",
+        "s",
+        "<=",
+        60,
     ),
 ]
 

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "till": (
         "edge_agent.cli:till",
-        "Run a till (headless with --headless; the cashier's screen comes later)",
+        "Run a till: the cashier's screen, or headless with --headless.",
     ),
     "kiosk": (
         "edge_agent.kiosk_cli:kiosk",

@@ -44,16 +44,20 @@ from functools import partial
 from typing import Final
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QEvent,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import (
+    QCloseEvent,
+    QKeyEvent,
+    QKeySequence,
+    QShortcut,
+    QStandardItem,
+    QStandardItemModel,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -83,6 +87,7 @@ from edge_agent.ui.panels import (
     ReturnPanel,
     SalePanel,
     SuggestionButton,
+    TextRow,
     button,
 )
 from edge_agent.ui.presenters import PAGES, BasketRow, Page, TillPresenter
@@ -123,14 +128,15 @@ SHORTCUTS: Final[dict[str, str]] = {
 }
 
 STYLE: Final = """
-QWidget { background: #ffffff; color: #000000; font-size: 17px; }
+QWidget { color: #000000; font-size: 17px; }
+QMainWindow, QAbstractScrollArea, QScrollBar { background: #ffffff; }
 QPushButton { min-height: 56px; padding: 2px 10px; border: 3px solid #000000;
               border-radius: 6px; font-weight: bold; background: #eeeeee; }
 QPushButton:focus { border: 4px solid #0033cc; }
 QPushButton:pressed { background: #000000; color: #ffffff; }
 QPushButton[fkey="true"] { min-height: 58px; font-size: 15px; padding: 2px 4px; }
 QLineEdit, QSpinBox, QComboBox { min-height: 46px; border: 3px solid #000000; padding: 0 8px;
-                                 font-size: 20px; }
+                                 font-size: 20px; background: #ffffff; }
 QLineEdit:focus, QSpinBox:focus, QComboBox:focus { border: 4px solid #0033cc; }
 QRadioButton, QCheckBox { min-height: 44px; font-size: 18px; }
 QRadioButton::indicator, QCheckBox::indicator { width: 26px; height: 26px; }
@@ -143,10 +149,10 @@ QGroupBox { border: 2px solid #000000; border-radius: 6px; margin-top: 16px; pad
             font-weight: bold; }
 QGroupBox::title { subcontrol-origin: margin; left: 10px; padding: 0 4px; }
 QTableView { gridline-color: #000000; font-size: 19px; selection-background-color: #000000;
-             selection-color: #ffffff; }
+             selection-color: #ffffff; background: #ffffff; }
 QHeaderView::section { background: #000000; color: #ffffff; font-weight: bold; padding: 4px;
                        border: 0; }
-QListWidget { border: 2px solid #000000; font-size: 18px; }
+QListWidget { border: 2px solid #000000; font-size: 18px; background: #ffffff; }
 QListWidget::item { min-height: 44px; }
 QListWidget::item:selected { background: #000000; color: #ffffff; }
 QLabel#message { font-size: 20px; font-weight: bold; padding: 6px; border: 3px solid #000000; }
@@ -162,24 +168,36 @@ QLabel#status { font-size: 16px; font-weight: bold; padding: 3px 8px; border: 2p
 QLabel#status[fault="true"] { background: #000000; color: #ffffff; }
 QLabel#note { font-weight: bold; border: 3px solid #000000; background: #fff0b3; padding: 4px; }
 QPushButton#suggestion { min-height: 56px; padding: 2px 4px; }
+QLabel#suggestion_title { background: transparent; font-size: 16px; font-weight: bold; }
 QLabel#suggestion_text { background: transparent; font-size: 16px; }
 QLabel#customer { font-size: 16px; }
-QLabel#report { font-size: 15px; }
+QLabel#report { font-size: 15px; background: #ffffff; }
 QStatusBar { border-top: 2px solid #000000; }
 """
 
 _COLUMNS: Final = ("Qty", "Item", "Unit price", "Line total", "Discount")
 _RIGHT: Final = {0, 2, 3}
+_RIGHT_ALIGNED: Final = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_CELL_FLAGS: Final = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled
+_KEY_PRESS: Final = QEvent.Type.KeyPress
 
 
-class BasketModel(QAbstractTableModel):
+class BasketModel(QStandardItemModel):
     """The basket table: one row per :class:`~edge_agent.ui.presenters.BasketRow`, updated in
-    place (see the module docstring)."""
+    place (see the module docstring).
+
+    The cells are Qt's own items: painting the table never calls back into Python (asking a
+    Python model for seven roles of every visible cell was a third of the table's paint).
+    """
 
     def __init__(self, presenter: TillPresenter, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(0, len(_COLUMNS), parent)
+        self.setHorizontalHeaderLabels(list(_COLUMNS))
         self._presenter = presenter
-        self._rows: tuple[BasketRow, ...] = presenter.rows
+        self._rows: tuple[BasketRow, ...] = ()
+        for row in presenter.rows:
+            self.appendRow(_cells(row))
+        self._rows = presenter.rows
 
     def refresh(self) -> bool:
         """Follow the presenter's rows; True when rows were appended (scroll to them)."""
@@ -191,67 +209,72 @@ class BasketModel(QAbstractTableModel):
         appended = False
         if new_ids[: len(old_ids)] == old_ids:
             self._changed(new[: len(old)])
-            if len(new) > len(old):
-                self.beginInsertRows(QModelIndex(), len(old), len(new) - 1)
-                self._rows = new
-                self.endInsertRows()
+            for row in new[len(old) :]:
+                self._rows += (row,)  # what row_at answers while the insert is signalled
+                self.appendRow(_cells(row))
                 appended = True
         else:
             keep = set(new_ids)
             if [i for i in old_ids if i in keep] != new_ids:
-                self.beginResetModel()  # reordered or replaced (a resumed sale): start over
+                # Reordered or replaced (a resumed sale): start over.
+                self.beginResetModel()
+                self.blockSignals(True)
+                try:
+                    self.setRowCount(0)
+                    for row in new:
+                        self.appendRow(_cells(row))
+                finally:
+                    self.blockSignals(False)
                 self._rows = new
                 self.endResetModel()
                 return False
             for index in range(len(old) - 1, -1, -1):
                 if old_ids[index] not in keep:
-                    self.beginRemoveRows(QModelIndex(), index, index)
+                    self.removeRow(index)
                     self._rows = self._rows[:index] + self._rows[index + 1 :]
-                    self.endRemoveRows()
             self._changed(new)
         self._rows = new
         return appended
 
     def _changed(self, rows: tuple[BasketRow, ...]) -> None:
-        """Replace the first ``len(rows)`` rows, signalling the span that differs."""
+        """Replace the first ``len(rows)`` rows, signalling the span that differs once."""
         current = self._rows
-        first = next((i for i, row in enumerate(rows) if row != current[i]), None)
-        if first is None:
+        differ = [i for i, row in enumerate(rows) if row != current[i]]
+        if not differ:
             return
-        last = next(i for i in range(len(rows) - 1, -1, -1) if rows[i] != current[i])
+        self.blockSignals(True)  # one dataChanged for the span, not one per cell
+        try:
+            for index in differ:
+                for column, text in enumerate(_texts(rows[index])):
+                    cell = self.item(index, column)
+                    if cell is not None and cell.text() != text:
+                        cell.setText(text)
+        finally:
+            self.blockSignals(False)
         self._rows = rows + current[len(rows) :]
         self.dataChanged.emit(
-            self.index(first, 0), self.index(last, len(_COLUMNS) - 1), [Qt.ItemDataRole.DisplayRole]
+            self.index(differ[0], 0),
+            self.index(differ[-1], len(_COLUMNS) - 1),
+            [Qt.ItemDataRole.DisplayRole],
         )
 
     def row_at(self, row: int) -> BasketRow | None:
         return self._rows[row] if 0 <= row < len(self._rows) else None
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(_COLUMNS)
+def _texts(row: BasketRow) -> tuple[str, str, str, str, str]:
+    return (row.quantity, row.name, row.unit_price, row.line_total, row.discount)
 
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        row = self.row_at(index.row())
-        if row is None or not index.isValid():
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            values = (row.quantity, row.name, row.unit_price, row.line_total, row.discount)
-            return values[index.column()]
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in _RIGHT:
-            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        return None
 
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return _COLUMNS[section]
-        return None
+def _cells(row: BasketRow) -> list[QStandardItem]:
+    cells = []
+    for column, text in enumerate(_texts(row)):
+        cell = QStandardItem(text)
+        cell.setFlags(_CELL_FLAGS)
+        if column in _RIGHT:
+            cell.setTextAlignment(_RIGHT_ALIGNED)
+        cells.append(cell)
+    return cells
 
 
 class WedgeFilter(QObject):
@@ -281,7 +304,7 @@ class WedgeFilter(QObject):
         self._timer.timeout.connect(self._flush)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if self._replaying or event.type() != QEvent.Type.KeyPress:
+        if self._replaying or event.type() != _KEY_PRESS:
             return False
         if not isinstance(event, QKeyEvent) or not self._ours(watched):
             return False
@@ -413,6 +436,8 @@ class TillWindow(QMainWindow):
         self.message = QLabel()
         self.message.setObjectName("message")
         self.message.setWordWrap(True)
+        # Placed by hand: a new message must not relay the window out (see panels.py).
+        self.message_row = TextRow((self.message, 1))
         self.banner = QLabel()
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -461,9 +486,7 @@ class TillWindow(QMainWindow):
         line_buttons.addWidget(more)
         line_buttons.addWidget(button("Set qty  F5", self._set_quantity, "set_qty"))
         line_buttons.addStretch(1)
-        totals_row = QHBoxLayout()
-        totals_row.addWidget(self.total_detail, 1)
-        totals_row.addWidget(self.total)
+        self.totals_row = TextRow((self.total_detail, 1), (self.total, 0))
 
         # -- the side panels
         self.sale_panel = SalePanel(presenter, self.scan_field.setFocus)
@@ -538,7 +561,7 @@ class TillWindow(QMainWindow):
         left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.basket, 1)
         left.addLayout(line_buttons)
-        left.addLayout(totals_row)
+        left.addWidget(self.totals_row)
         # The basket and the panels keep their share of the width whatever a panel holds.
         for side in (left_side, self.pages):
             side.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -550,7 +573,7 @@ class TillWindow(QMainWindow):
         outer.setContentsMargins(8, 6, 8, 4)
         outer.setSpacing(6)
         outer.addWidget(self.scan_field)
-        outer.addWidget(self.message)
+        outer.addWidget(self.message_row)
         outer.addWidget(self.banner)
         outer.addLayout(middle, 1)
         outer.addLayout(keys)
@@ -608,15 +631,17 @@ class TillWindow(QMainWindow):
 
     def _paint_message(self) -> None:
         view = self.presenter.message
-        self.message.setText(view.text)
-        self._set_flag(self.message, "error", view.is_error)
+        self.message_row.set_text(self.message, view.text)
+        if self._set_flag(self.message, "error", view.is_error):
+            self.message_row.restyled()
 
     def _paint_totals(self) -> None:
         totals = self.presenter.totals
-        self.total.setText(f"Total {totals.total}")
-        self.total_detail.setText(
+        self.totals_row.set_text(self.total, f"Total {totals.total}")
+        self.totals_row.set_text(
+            self.total_detail,
             f"{totals.lines} line{'s' if totals.lines != 1 else ''} | {totals.tax_note} | "
-            f"paid {totals.paid} | due {totals.due}"
+            f"paid {totals.paid} | due {totals.due}",
         )
 
     def _paint_status(self) -> None:
@@ -643,11 +668,14 @@ class TillWindow(QMainWindow):
         return " | ".join(part.text() for part in self.status_parts)
 
     @staticmethod
-    def _set_flag(widget: QWidget, name: str, on: bool) -> None:
-        if widget.property(name) != on:
-            widget.setProperty(name, on)
-            widget.style().unpolish(widget)
-            widget.style().polish(widget)
+    def _set_flag(widget: QWidget, name: str, on: bool) -> bool:
+        """Set a style flag (a dynamic property the style sheet reads); True when it changed."""
+        if widget.property(name) == on:
+            return False
+        widget.setProperty(name, on)
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)
+        return True
 
     # -- actions -------------------------------------------------------------------------------
 

@@ -5,6 +5,15 @@ call one presenter action, :meth:`Panel.update_view` paints the presenter's view
 touches a widget only when its text changed (a scan repaints what it changed, nothing more), and
 :meth:`Panel.enter` puts the keyboard focus where the cashier types next. None of them is a
 dialog: the window shows one at a time beside the basket, and a scan works whichever is shown.
+
+Text that changes on every scan (the suggestions here; the message line and the totals in the
+window) sits in widgets placed by hand (:class:`TextRow`, :class:`SuggestionButton`), not in a
+Qt layout. A label's new text makes Qt invalidate every layout from the label up to the window
+and lay them out again, one level per pass of the event loop, repainting as it goes: on a
+100-line basket that cascade (the side panel's eight stacked pages measured at several widths,
+rich text laid out each time) cost more than the scan itself and came back two or three times
+per scan. Placed by hand, a new text repaints its label and nothing else; the window is laid out
+again only when a text needs more or fewer lines than the space it has.
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Final
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
     QButtonGroup,
@@ -29,6 +39,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -54,6 +65,8 @@ __all__ = [
     "ReportsPanel",
     "ReturnPanel",
     "SalePanel",
+    "SuggestionButton",
+    "TextRow",
     "button",
     "escape",
 ]
@@ -94,28 +107,129 @@ def _heading(text: str, name: str = "heading") -> QLabel:
     return label
 
 
+class TextRow(QWidget):
+    """Labels side by side, placed by hand (see the module docstring), as tall as their text.
+
+    Each label gets a share of the width by its ``stretch``; a stretch of 0 gives a label its
+    natural width (a total that must never be cut). Set texts with :meth:`set_text`; the row's
+    fixed height follows the tallest label, so the window is laid out again only when that
+    height changes.
+    """
+
+    def __init__(self, *labels: tuple[QLabel, int], spacing: int = 6) -> None:
+        super().__init__()
+        self._labels = labels
+        self._spacing = spacing
+        for label, _stretch in labels:
+            label.setParent(self)
+            label.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self._place()
+
+    def set_text(self, label: QLabel, text: str) -> None:
+        """Show ``text`` in ``label`` (one of this row's)."""
+        if label.text() != text:
+            label.setText(text)
+            self._place()
+
+    def restyled(self) -> None:
+        """A label's style changed (a dynamic property): its height may have too."""
+        self._place()
+
+    def sizeHint(self) -> QSize:
+        width = sum(label.sizeHint().width() for label, _ in self._labels)
+        return QSize(width, self.maximumHeight())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, self.maximumHeight())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place()
+
+    def _place(self) -> None:
+        gaps = self._spacing * (len(self._labels) - 1)
+        natural = {
+            id(label): label.sizeHint().width() for label, stretch in self._labels if not stretch
+        }
+        shares = sum(stretch for _, stretch in self._labels)
+        spare = max(0, self.width() - gaps - sum(natural.values()))
+        widths = [
+            natural[id(label)] if not stretch else spare * stretch // shares
+            for label, stretch in self._labels
+        ]
+        height = max(
+            _height_for(label, width)
+            for (label, _), width in zip(self._labels, widths, strict=True)
+        )
+        x = 0
+        for (label, _), width in zip(self._labels, widths, strict=True):
+            label.setGeometry(x, 0, width, height)
+            x += width + self._spacing
+        if self.minimumHeight() != height or self.maximumHeight() != height:
+            self.setFixedHeight(height)
+
+
+def _height_for(label: QLabel, width: int) -> int:
+    """The height ``label`` needs at ``width`` (its whole text, wrapped when it wraps)."""
+    label.ensurePolished()
+    height = label.heightForWidth(width) if label.wordWrap() and width > 0 else -1
+    return height if height >= 0 else label.sizeHint().height()  # -1: no text to wrap
+
+
 class SuggestionButton(QPushButton):
-    """One touch adds the suggestion: its name and price in bold, its reason under them,
-    wrapped (a push button's own text never wraps)."""
+    """One touch adds the suggestion: its name and price in bold, its reason under them, both
+    wrapped (a push button's own text never wraps).
+
+    The two labels are plain text placed by hand (see the module docstring), and the button is
+    at least three lines tall, so a suggestion's text relays the panel out only when it needs a
+    fourth line.
+    """
+
+    #: Space around the text inside the button's border.
+    MARGIN: Final = 8
+    #: Lines of text every suggestion button has room for.
+    LINES: Final = 3
 
     def __init__(self) -> None:
         super().__init__()
         self.setObjectName("suggestion")
-        self.label = QLabel()
-        self.label.setObjectName("suggestion_text")
-        self.label.setWordWrap(True)
-        self.label.setTextFormat(Qt.TextFormat.RichText)
-        self.label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 4)
-        layout.addWidget(self.label)
+        self.title = self._label("suggestion_title")
+        self.reason = self._label("suggestion_text")
+        self._fit()
+
+    def _label(self, name: str) -> QLabel:
+        label = QLabel(self)
+        label.setObjectName(name)
+        label.setWordWrap(True)
+        label.setTextFormat(Qt.TextFormat.PlainText)
+        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        return label
 
     def show_suggestion(self, name: str, price: str, reason: str) -> None:
-        self.label.setText(
-            f"<b>+ {escape(name)}&nbsp;&nbsp;{escape(price)}</b><br>{escape(reason)}"
-        )
+        title = f"+ {name}\u00a0\u00a0{price}"
+        if self.title.text() != title or self.reason.text() != reason:
+            self.title.setText(title)
+            self.reason.setText(reason)
+            self._fit()
         # What a screen reader says, and what tests read.
         self.setAccessibleName(f"Add {name} {price}: {reason}")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        width = max(1, self.width() - 2 * self.MARGIN)
+        title = _height_for(self.title, width)
+        reason = _height_for(self.reason, width) if self.reason.text() else 0
+        text = max(self.LINES * self.reason.fontMetrics().height(), title + reason)
+        top = self.MARGIN // 2 + (text - title - reason) // 2  # centred, as a button's text is
+        self.title.setGeometry(self.MARGIN, top, width, title)
+        self.reason.setGeometry(self.MARGIN, top + title, width, reason)
+        total = text + self.MARGIN
+        if self.minimumHeight() != total or self.maximumHeight() != total:
+            self.setFixedHeight(total)
 
 
 class Panel(QWidget):
