@@ -35,6 +35,7 @@ IMPORT_ORDER = (
     ("products", "products.csv"),
     ("customers", "customers.csv"),
     ("orders", "orders.jsonl"),
+    ("web_events", "web_events.jsonl"),
 )
 
 

@@ -12,11 +12,12 @@ import os
 import secrets
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -73,6 +74,25 @@ class Settings(BaseSettings):
         description="How often new orders are added to the recommendation counts and the "
         "affected also-bought lists are recomputed and put on the feed.",
     )
+    recs_worker_max_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="The largest share of time the recommendations worker may spend catching "
+        "up: under a burst of sales it falls behind and catches up afterwards, so ingest keeps "
+        "the machine.",
+    )
+    recs_lists_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the bestsellers and trending lists of stores with new sales and "
+        "the personal lists of customers with new orders or web events are recomputed.",
+    )
+    segment_write_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Write keys of the Segment-compatible web events API, comma-separated in "
+        "the environment; none: the API answers 403.",
+    )
     db_pool_size: int = Field(default=10, ge=1)
     mail_enabled: bool = Field(
         default=False,
@@ -122,6 +142,13 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, toml)
 
+    @field_validator("segment_write_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         token = self.admin_token.get_secret_value() if self.admin_token else None
@@ -133,6 +160,15 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and token is None:
             raise ValueError("OMNITILL_ADMIN_TOKEN must be set in production")
+        for key in self.segment_write_keys:
+            text = key.get_secret_value()
+            if self.environment == "production" and (
+                text.lower() in PLACEHOLDER_TOKENS or len(text) < 16
+            ):
+                raise ValueError(
+                    "OMNITILL_SEGMENT_WRITE_KEYS holds a placeholder or a key shorter than 16 "
+                    f"characters; use real ones, e.g. {secrets.token_urlsafe(24)}"
+                )
         _name, address = parseaddr(self.mail_from)
         if "@" not in address:
             raise ValueError(

@@ -154,7 +154,7 @@ returns = sa.Table(
     sa.Column("original_sale_id", Uuid, nullable=False, index=True),
     sa.Column("store_id", sa.String(64), nullable=False),
     sa.Column("till_id", sa.String(64), nullable=False),
-    sa.Column("customer_id", Uuid),
+    sa.Column("customer_id", Uuid, index=True),  # 0006: every card sums the customer's returns
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("total_minor", BigInt, nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
@@ -399,4 +399,37 @@ merchandising_rules = sa.Table(
     sa.Column("weight", sa.Float, nullable=False, server_default="1"),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+#: Forward-decayed number of a store's baskets that held each SKU (its bestsellers), on the same
+#: decay reference as ``item_counts``.
+store_item_counts = sa.Table(
+    "store_item_counts",
+    metadata,
+    sa.Column("store_id", sa.String(64), primary_key=True),
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("weight", sa.Float, nullable=False),
+)
+
+#: Baskets per store, UTC day (days since 1970-01-01) and SKU over the last weeks: what trending
+#: compares. ``store_id`` ``*`` holds the whole chain's, web-shop orders included.
+item_days = sa.Table(
+    "item_days",
+    metadata,
+    sa.Column("store_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("baskets", sa.Integer, nullable=False),
+)
+
+#: Lists other than also-bought waiting to be recomputed: ``kind`` ``store`` (key a store id or
+#: ``*``: its bestsellers and trending lists) or ``personal`` (key a customer id). Versions and
+#: leases as ``dirty_cards``.
+dirty_lists = sa.Table(
+    "dirty_lists",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("leased_until", UtcDateTime),
 )

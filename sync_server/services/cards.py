@@ -23,6 +23,8 @@ from shared.customer import CardItem, CustomerCard, CustomerIdentifierModel
 from shared.wire import utc_now
 from sync_server.db.engine import Database
 from sync_server.db.schema import (
+    UtcDateTime,
+    Uuid,
     consent_events,
     customer_field_history,
     customer_fields,
@@ -60,118 +62,152 @@ def _members(conn: Connection, customer: UUID) -> list[UUID]:
     ]
 
 
-def _names(conn: Connection, skus: Iterable[str]) -> dict[str, str]:
-    wanted = list(set(skus))
-    if not wanted:
-        return {}
-    return {
-        row.sku: json.loads(row.data).get("name", row.sku)
-        for row in conn.execute(
-            sa.select(products.c.sku, products.c.data).where(products.c.sku.in_(wanted))
+# The card's statements are built once, with bind parameters: building a SELECT costs several
+# times what SQLite takes to answer it from an index, and cards are built on the till's
+# lookup path and, for every change, by the card worker. SQLAlchemy compiles each once per
+# engine (its statement cache).
+_CUSTOMER = sa.bindparam("customer", type_=Uuid)
+_MEMBERS = sa.select(profiles.c.profile_id).where(
+    profiles.c.customer_id == _CUSTOMER, profiles.c.erased_at.is_(None)
+)
+_HEADER = sa.select(
+    # Live: the customer's own profile still heads the customer (not merged away, not erased).
+    sa.exists()
+    .where(
+        profiles.c.profile_id == _CUSTOMER,
+        profiles.c.customer_id == _CUSTOMER,
+        profiles.c.erased_at.is_(None),
+    )
+    .label("live"),
+    sa.select(sa.func.coalesce(sa.func.sum(orders.c.total_minor), 0))
+    .where(orders.c.customer_id == _CUSTOMER)
+    .scalar_subquery()
+    .label("spent"),
+    sa.select(sa.func.coalesce(sa.func.sum(returns.c.total_minor), 0))
+    .where(returns.c.customer_id == _CUSTOMER)
+    .scalar_subquery()
+    .label("refunded"),
+    sa.select(recommendation_lists.c.data)
+    .where(
+        recommendation_lists.c.kind == "personal",
+        recommendation_lists.c.key == sa.bindparam("key", type_=sa.String()),
+    )
+    .scalar_subquery()
+    .label("personal"),
+)
+_FIELDS = sa.select(customer_fields.c.field, customer_fields.c.value, customer_fields.c.hlc).where(
+    customer_fields.c.profile_id.in_(_MEMBERS)
+)
+_IDENTIFIERS = (
+    sa.select(identifiers.c.kind, identifiers.c.value)
+    .where(
+        identifiers.c.profile_id.in_(_MEMBERS),
+        ~sa.exists().where(
+            shared_identifiers.c.kind == identifiers.c.kind,
+            shared_identifiers.c.value == identifiers.c.value,
+        ),
+    )
+    .distinct()
+    .order_by(identifiers.c.kind, identifiers.c.value)
+)
+_CONSENTS = (
+    sa.select(consent_events.c.channel, consent_events.c.granted)
+    .where(consent_events.c.profile_id.in_(_MEMBERS))
+    .order_by(consent_events.c.at, consent_events.c.id)
+)
+# Product names come with the rows (a product may be gone: the card then shows the SKU).
+_PURCHASES = (
+    sa.select(order_lines.c.sku, orders.c.created_at, products.c.data)
+    .select_from(
+        order_lines.join(orders, orders.c.order_id == order_lines.c.order_id).outerjoin(
+            products, products.c.sku == order_lines.c.sku
         )
-    }
+    )
+    .where(orders.c.customer_id == _CUSTOMER, orders.c.channel == "store")
+    .order_by(orders.c.created_at.desc())
+    .limit(RECENT * 4)
+)
+_WEB = (
+    sa.select(events.c.kind, events.c.sku, events.c.at, products.c.data)
+    .select_from(events.outerjoin(products, products.c.sku == events.c.sku))
+    .where(
+        events.c.profile_id.in_(_MEMBERS),
+        events.c.channel == "web",
+        events.c.sku.is_not(None),
+        events.c.at > sa.bindparam("since", type_=UtcDateTime),
+    )
+    .order_by(events.c.at.desc())
+    .limit(200)
+)
+_BOUGHT_SINCE = (
+    sa.select(order_lines.c.sku, sa.func.max(orders.c.created_at).label("at"))
+    .join(orders, orders.c.order_id == order_lines.c.order_id)
+    .where(
+        orders.c.customer_id == _CUSTOMER,
+        order_lines.c.sku.in_(sa.bindparam("skus", expanding=True, type_=sa.String())),
+    )
+    .group_by(order_lines.c.sku)
+)
+
+
+def _name(sku: str, data: str | None) -> str:
+    return str(json.loads(data).get("name", sku)) if data is not None else sku
 
 
 def build_card(conn: Connection, customer: UUID) -> CustomerCard | None:
-    """The card of a customer, or None when the id is not a live customer (merged, erased)."""
-    members = _members(conn, customer)
-    if customer not in members:
+    """The card of a customer, or None when the id is not a live customer (merged, erased).
+
+    The customer's values across all its live profiles: each field's newest write, the
+    identifiers that still identify someone (not shared ones), the newest consent per channel,
+    loyalty points net of returns, the latest store purchases, recently viewed and carted web
+    products (carted and not bought since), and the personal recommendations.
+    """
+    who = {"customer": customer}
+    header = conn.execute(_HEADER, {**who, "key": str(customer)}).one()
+    if not header.live:
         return None
     fields: dict[str, tuple[str, str | None]] = {}
-    for row in conn.execute(
-        sa.select(customer_fields.c.field, customer_fields.c.value, customer_fields.c.hlc).where(
-            customer_fields.c.profile_id.in_(members)
-        )
-    ):
+    for row in conn.execute(_FIELDS, who):
         if row.field not in fields or row.hlc > fields[row.field][0]:
             fields[row.field] = (row.hlc, row.value)
-    shared = sa.exists().where(
-        shared_identifiers.c.kind == identifiers.c.kind,
-        shared_identifiers.c.value == identifiers.c.value,
+    idents = conn.execute(_IDENTIFIERS, who).all()
+    consents = {row.channel: row.granted for row in conn.execute(_CONSENTS, who)}
+    purchases = conn.execute(_PURCHASES, who).all()
+    web = conn.execute(_WEB, {**who, "since": utc_now() - timedelta(days=CART_DAYS)}).all()
+    added = {w.sku for w in web if w.kind == "Product Added"}
+    bought_since: dict[str, Any] = (
+        {r.sku: r.at for r in conn.execute(_BOUGHT_SINCE, {**who, "skus": sorted(added)})}
+        if added
+        else {}
     )
-    idents = conn.execute(
-        sa.select(identifiers.c.kind, identifiers.c.value)
-        .where(identifiers.c.profile_id.in_(members), ~shared)
-        .distinct()
-        .order_by(identifiers.c.kind, identifiers.c.value)
-    ).all()
-    consents: dict[str, tuple[Any, bool]] = {}
-    for row in conn.execute(
-        sa.select(consent_events.c.channel, consent_events.c.granted, consent_events.c.at)
-        .where(consent_events.c.profile_id.in_(members))
-        .order_by(consent_events.c.at, consent_events.c.id)
-    ):
-        consents[row.channel] = (row.at, row.granted)
-    spent = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(orders.c.total_minor), 0)).where(
-            orders.c.customer_id == customer
-        )
-    ).scalar_one()
-    refunded = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(returns.c.total_minor), 0)).where(
-            returns.c.customer_id == customer
-        )
-    ).scalar_one()
-    purchases = conn.execute(
-        sa.select(order_lines.c.sku, orders.c.created_at, order_lines.c.amount_minor)
-        .join(orders, orders.c.order_id == order_lines.c.order_id)
-        .where(orders.c.customer_id == customer, orders.c.channel == "store")
-        .order_by(orders.c.created_at.desc())
-        .limit(RECENT * 4)
-    ).all()
-    web = conn.execute(
-        sa.select(events.c.kind, events.c.sku, events.c.at)
-        .where(
-            events.c.profile_id.in_(members),
-            events.c.channel == "web",
-            events.c.sku.is_not(None),
-            events.c.at > utc_now() - timedelta(days=CART_DAYS),
-        )
-        .order_by(events.c.at.desc())
-        .limit(200)
-    ).all()
-    bought_since: dict[str, Any] = {}
-    for bought in conn.execute(
-        sa.select(order_lines.c.sku, sa.func.max(orders.c.created_at).label("at"))
-        .join(orders, orders.c.order_id == order_lines.c.order_id)
-        .where(orders.c.customer_id == customer)
-        .group_by(order_lines.c.sku)
-    ):
-        bought_since[bought.sku] = bought.at
-    personal = conn.execute(
-        sa.select(recommendation_lists.c.data).where(
-            recommendation_lists.c.kind == "personal",
-            recommendation_lists.c.key == str(customer),
-        )
-    ).scalar_one_or_none()
-    names = _names(conn, [p.sku for p in purchases] + [w.sku for w in web])
 
-    def items(rows: Iterable[tuple[str, Any]]) -> tuple[CardItem, ...]:
+    def items(rows: Iterable[tuple[str, Any, str | None]]) -> tuple[CardItem, ...]:
         out: list[CardItem] = []
         seen: set[str] = set()
-        for sku, at in rows:
+        for sku, at, data in rows:
             if sku in seen:
                 continue
             seen.add(sku)
-            out.append(CardItem(sku=sku, name=names.get(sku, sku), at=at))
+            out.append(CardItem(sku=sku, name=_name(sku, data), at=at))
             if len(out) == RECENT:
                 break
         return tuple(out)
 
-    viewed = items((w.sku, w.at) for w in web if w.kind == "Product Viewed")
+    viewed = items((w.sku, w.at, w.data) for w in web if w.kind == "Product Viewed")
     cart = items(
-        (w.sku, w.at)
+        (w.sku, w.at, w.data)
         for w in web
         if w.kind == "Product Added" and (w.sku not in bought_since or bought_since[w.sku] < w.at)
     )
+    personal = header.personal
     return CustomerCard(
         customer_id=customer,
         first_name=(fields.get("first_name", ("", "")))[1] or "",
         last_name=(fields.get("last_name", ("", "")))[1] or "",
         identifiers=tuple(CustomerIdentifierModel(kind=r.kind, value=r.value) for r in idents),
-        loyalty_points=max(0, int(spent) - int(refunded)) // POINTS_PER_MINOR,
-        consents={channel: granted for channel, (_, granted) in consents.items()},
-        recent_purchases=items((p.sku, p.created_at) for p in purchases),
+        loyalty_points=max(0, int(header.spent) - int(header.refunded)) // POINTS_PER_MINOR,
+        consents=consents,
+        recent_purchases=items((p.sku, p.created_at, p.data) for p in purchases),
         recently_viewed=viewed,
         cart_items=cart,
         recommendations=tuple(

@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -63,12 +65,15 @@ from sync_server.db.schema import (
     customer_fields,
     customer_stores,
     dirty_cards,
+    dirty_lists,
     events,
     identifiers,
     mail_queue,
     merges,
     orders,
     profiles,
+    quarantine,
+    recommendation_lists,
     returns,
     shared_identifiers,
 )
@@ -138,33 +143,30 @@ def customer_of(conn: Connection, profile_id: UUID) -> UUID:
     return UUID(str(customer))
 
 
+# Built once with bind parameters (it runs for every lookup at a till and for sales with an
+# identifier): building a SELECT costs several times what the index lookup itself takes.
+_KIND = sa.bindparam("kind", type_=sa.String())
+_VALUE = sa.bindparam("value", type_=sa.String())
+_FIND_CUSTOMER = (
+    sa.select(profiles.c.customer_id)
+    .select_from(identifiers.join(profiles, profiles.c.profile_id == identifiers.c.profile_id))
+    .where(
+        identifiers.c.kind == _KIND,
+        identifiers.c.value == _VALUE,
+        profiles.c.erased_at.is_(None),
+        ~sa.exists().where(
+            shared_identifiers.c.kind == _KIND, shared_identifiers.c.value == _VALUE
+        ),
+    )
+    .order_by(profiles.c.created_at)
+    .limit(1)
+)
+
+
 def find_customer(conn: Connection, ident: Identifier) -> UUID | None:
     """The customer an identifier names, or None. A shared identifier names nobody."""
-    if _is_shared(conn, ident):
-        return None
-    row = conn.execute(
-        sa.select(profiles.c.customer_id)
-        .select_from(identifiers.join(profiles, profiles.c.profile_id == identifiers.c.profile_id))
-        .where(
-            identifiers.c.kind == ident.kind,
-            identifiers.c.value == ident.value,
-            profiles.c.erased_at.is_(None),
-        )
-        .order_by(profiles.c.created_at)
-        .limit(1)
-    ).first()
-    return None if row is None else UUID(str(row.customer_id))
-
-
-def _is_shared(conn: Connection, ident: Identifier) -> bool:
-    return (
-        conn.execute(
-            sa.select(shared_identifiers.c.kind).where(
-                shared_identifiers.c.kind == ident.kind, shared_identifiers.c.value == ident.value
-            )
-        ).first()
-        is not None
-    )
+    customer = conn.execute(_FIND_CUSTOMER, {"kind": ident.kind, "value": ident.value}).scalar()
+    return None if customer is None else UUID(str(customer))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,6 +628,17 @@ def parse_lookup(text: str, *, default_region: str) -> Identifier:
         raise InvalidInput(exc.message) from exc
 
 
+def lookup_needs_region(text: str) -> bool:
+    """Whether :func:`parse_lookup` may read ``text`` as a phone number (needing a region).
+
+    An explicit kind other than ``phone``, or an ``@`` in guessed text (an email), never is.
+    """
+    kind, sep, _ = text.partition(":")
+    if sep and kind in IDENTIFIER_KINDS:
+        return kind == "phone"
+    return "@" not in text
+
+
 # ---------------------------------------------------------------------------------------------
 # Cards and change tracking
 
@@ -661,11 +674,214 @@ def customers_changed(conn: Connection, customers: set[UUID], *, store_id: str |
 # Erasure
 
 
+#: What replaces a personal value cut out of a longer text.
+ERASED_TEXT = "[erased]"
+#: Keys of stored JSON documents (sales, returns, events, web calls, quarantined ops) whose value
+#: is personal wherever it appears in one of the erased customer's documents. Compared
+#: lowercased without ``_`` and ``-``, so ``customer_id``, ``userId`` and ``first-name`` all match.
+_PERSONAL_KEYS = frozenset(
+    {
+        "customerid",
+        "customeridentifier",
+        "customername",
+        "identifiers",
+        "userid",
+        "anonymousid",
+        "previousid",
+        "traits",
+        "context",  # a web call's device, IP address, location and page URL
+        "email",
+        "phone",
+        "address",
+        "firstname",
+        "lastname",
+        "fullname",
+        "username",
+        "birthday",
+        "birthdate",
+        "ip",
+        "loyaltynumber",
+        "street",
+        "postalcode",
+        "zipcode",
+    }
+)
+#: Subtrees describing the shop, not the customer (a receipt's store block): only the erased
+#: customer's own values are cut out of them, never whole keys.
+_SHOP_KEYS = frozenset({"store"})
+#: Customer fields whose values are personal on their own (names, birth date).
+_PERSONAL_FIELDS = ("first_name", "last_name", "birth_date")
+#: ``recs.PERSONAL``, the kind of a customer's own recommendation list (recs imports this
+#: module, so the name is repeated here).
+_PERSONAL_LIST = "personal"
+_QUARANTINE_NOTE = "Personal data removed: the customer was erased at HQ on {day}."
+
+
+@dataclass(frozen=True, slots=True)
+class _Erased:
+    """The erased customer's personal values, gathered before any of them is deleted.
+
+    ``strong`` values name the customer wherever they appear, even inside a longer text: email
+    addresses (identifiers and the addresses their receipts went to), phone numbers, loyalty
+    numbers, till-local ids and profile ids. ``weak`` values name them only as a whole text
+    (web ids such as ``anon-1``, the full name); ``words`` (first name, last name, birth date)
+    are personal only inside the customer's own documents. All are casefolded. Identifiers
+    other customers claim too (a family's email, the shop's own) are not theirs alone and are
+    left out: they name nobody in particular.
+    """
+
+    profiles: frozenset[UUID]
+    #: Every identifier the customer claims; ``identifiers`` those nobody else claims.
+    claimed: frozenset[tuple[str, str]]
+    identifiers: frozenset[tuple[str, str]]
+    strong: frozenset[str]
+    weak: frozenset[str]
+    words: frozenset[str]
+    mails: frozenset[UUID]
+    #: Finds a strong value inside a text; finds any strong or weak value inside a text.
+    strong_pattern: re.Pattern[str] | None
+    any_pattern: re.Pattern[str] | None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        profiles: Iterable[UUID],
+        claimed: Iterable[tuple[str, str]],
+        identifiers: Iterable[tuple[str, str]],
+        strong: Iterable[str],
+        weak: Iterable[str],
+        words: Iterable[str],
+        mails: Iterable[UUID],
+    ) -> _Erased:
+        strong, weak = frozenset(strong), frozenset(weak)
+        return cls(
+            profiles=frozenset(profiles),
+            claimed=frozenset(claimed),
+            identifiers=frozenset(identifiers),
+            strong=strong,
+            weak=weak,
+            words=frozenset(words),
+            mails=frozenset(mails),
+            strong_pattern=_alternatives(strong),
+            any_pattern=_alternatives(strong | weak),
+        )
+
+    @property
+    def anonymous_ids(self) -> list[str]:
+        return sorted(v for k, v in self.identifiers if k == "web_anon")
+
+    def mentioned_in(self, doc: Any) -> bool:
+        """Whether a stored document names the customer (used on documents no column links
+        to a customer: quarantined ops). Names alone do not: another person may share them."""
+        whole = self.strong | self.weak
+        stack = [doc]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                kind, value = item.get("kind"), item.get("value")
+                if isinstance(kind, str) and isinstance(value, str):
+                    try:
+                        ident = normalize_identifier(kind, value)
+                    except IdentifierError:
+                        pass
+                    else:
+                        if (ident.kind, ident.value) in self.identifiers:
+                            return True
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str):
+                text = item.strip().casefold()
+                after = text.partition(":")[2]
+                if text in whole or (after and after in whole):
+                    return True
+                if self.strong_pattern is not None and self.strong_pattern.search(item):
+                    return True
+        return False
+
+    def scrub(self, doc: Any) -> Any:
+        """The customer's document with every personal value removed, everything else kept.
+
+        Values under :data:`_PERSONAL_KEYS` become null (lists become empty), a customer patch
+        keeps its field names and clock stamps but not the values, and the customer's
+        identifiers, ids, addresses and names are cut out of every other text.
+        """
+        return self._scrub(doc, keyed=True)
+
+    def _scrub(self, doc: Any, *, keyed: bool) -> Any:
+        if isinstance(doc, dict):
+            out: dict[str, Any] = {}
+            for key, value in doc.items():
+                name = str(key).casefold().replace("_", "").replace("-", "")
+                if keyed and name in _PERSONAL_KEYS:
+                    out[key] = [] if isinstance(value, list) else None
+                elif keyed and name == "fields" and isinstance(value, dict):
+                    # A customer patch: which fields it wrote and when stays reviewable.
+                    out[key] = {
+                        field: {**write, "value": None} if isinstance(write, dict) else None
+                        for field, write in value.items()
+                    }
+                else:
+                    out[key] = self._scrub(value, keyed=keyed and name not in _SHOP_KEYS)
+            return out
+        if isinstance(doc, list):
+            return [self._scrub(item, keyed=keyed) for item in doc]
+        if isinstance(doc, str):
+            if doc.strip().casefold() in self.words:
+                return ERASED_TEXT
+            pattern = self.any_pattern
+            return pattern.sub(ERASED_TEXT, doc) if pattern is not None else doc
+        return doc
+
+    def scrub_text(self, payload: str | None) -> str | None:
+        """:meth:`scrub` for a stored JSON text (text that is not JSON loses only the values)."""
+        if payload is None:
+            return None
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            return str(self._scrub(payload, keyed=False))
+        return json.dumps(self.scrub(doc), ensure_ascii=False, separators=(",", ":"))
+
+
 def erase_customer(conn: Connection, customer_id: UUID) -> int:
     """Remove a customer's personal data at HQ and, through the feed, on every till.
 
-    Sales and returns stay for the books, with the customer references removed. Returns the
-    number of profiles erased.
+    ``customer_id`` may be any profile of the customer (a merged-away id erases the customer it
+    was merged into). Every profile of the customer is erased; returns how many.
+
+    Deleted: identifiers, field values and their losing values (history), consent events,
+    receipt mails queued or sent to the customer (by address or by customer id), the card and
+    the personal recommendation list (with ``erased`` tombstones on the feed, so tills drop
+    them), the customer's stores and pending card and list rebuilds. The profile rows stay,
+    emptied and marked ``erased_at``, so an old export or till cannot bring the customer back.
+
+    Kept anonymized (for the books, the recommender and the operators): sales, online orders
+    and returns (with the returns of those sales) lose the customer columns, and their stored
+    documents lose every personal value (:class:`_Erased`: ``customer_id``,
+    ``customer_identifier``, a web call's ``userId``, ``traits`` and ``context``, and the
+    customer's identifiers, ids and names wherever they are written); events likewise, and the
+    merge history keeps who was merged into whom but not the identifier that linked them.
+
+    Quarantined ops (a till restored from an old backup) carry whole payloads no column links
+    to a customer, so each is read: one that names the customer (an id, identifier or address
+    of theirs) is scrubbed the same way and kept for review, its ``reason`` saying so.
+
+    Losing values recorded under *other* profiles (written while those were merged with this
+    customer, then split off by merge protection) are deleted when they equal this customer's
+    names or birth date.
+
+    Shared identifiers (merge protection): the flag on a value the customer claimed stays while
+    any other profile still claims it, with its claim count updated: those profiles must stay
+    apart, and the value is theirs as much as it was the erased customer's. A flag on a value
+    nobody claims any more is deleted. It protects nothing then (a flag only stops claims from
+    linking profiles), and keeping it would keep the erased customer's email or phone number
+    at HQ. Keeping it hashed instead was rejected: a hash of an email address or phone number
+    is still personal data (anyone can hash a guess and compare, and phone numbers are few
+    enough to try them all), and lookups compare plain values, so a hashed flag would protect
+    nothing either. Should the value be claimed again, the flag comes back as it first came:
+    when ``merge_protection_threshold`` profiles claim it, undoing any merge it caused.
     """
     root = conn.execute(
         sa.select(profiles.c.customer_id, profiles.c.erased_at).where(
@@ -677,78 +893,323 @@ def erase_customer(conn: Connection, customer_id: UUID) -> int:
     if root.erased_at is not None:
         raise NotFound(f"Customer {customer_id} was already erased")
     customer = UUID(str(root.customer_id))
-    members = [
-        UUID(str(p))
-        for p in conn.execute(
-            sa.select(profiles.c.profile_id).where(profiles.c.customer_id == customer)
-        ).scalars()
-    ]
-    keys = set(members) | {
-        UUID(str(m))
-        for m in conn.execute(
-            sa.select(merges.c.loser).where(merges.c.winner.in_(members))
-        ).scalars()
-    }
+    members = sorted(
+        (
+            UUID(str(p))
+            for p in conn.execute(
+                sa.select(profiles.c.profile_id).where(profiles.c.customer_id == customer)
+            ).scalars()
+        ),
+        key=str,
+    )
     now = utc_now()
+    erased = _gather(conn, members)
+    quarantined = _erase_quarantined(conn, erased, now=now)
+    _erase_history_elsewhere(conn, members)
     conn.execute(customer_fields.delete().where(customer_fields.c.profile_id.in_(members)))
     conn.execute(
         customer_field_history.delete().where(customer_field_history.c.profile_id.in_(members))
     )
-    emails = list(
-        conn.execute(
-            sa.select(identifiers.c.value).where(
-                identifiers.c.profile_id.in_(members), identifiers.c.kind == "email"
-            )
-        ).scalars()
-    )
-    if emails:
+    if erased.mails:
         # Receipts queued or sent by email hold the address and what was bought.
-        conn.execute(mail_queue.delete().where(mail_queue.c.to_address.in_(emails)))
+        conn.execute(mail_queue.delete().where(mail_queue.c.email_id.in_(sorted(erased.mails))))
     conn.execute(identifiers.delete().where(identifiers.c.profile_id.in_(members)))
+    _release_shared(conn, erased.claimed)
     conn.execute(consent_events.delete().where(consent_events.c.profile_id.in_(members)))
     # The merge history stays (who was merged into whom), but not the identifier that linked them.
     conn.execute(
         merges.update()
-        .where(sa.or_(merges.c.winner.in_(keys), merges.c.loser.in_(keys)))
+        .where(sa.or_(merges.c.winner.in_(members), merges.c.loser.in_(members)))
         .values(via_value=None)
     )
-    conn.execute(
-        events.update()
-        .where(events.c.profile_id.in_(members))
-        .values(profile_id=None, anonymous_id=None)
-    )
+    _anonymize_events(conn, erased)
     conn.execute(
         profiles.update()
         .where(profiles.c.profile_id.in_(members))
         .values(attributes="{}", home_store=None, erased_at=now)
     )
-    for table, id_column in ((orders, orders.c.order_id), (returns, returns.c.return_id)):
-        rows = conn.execute(
-            sa.select(id_column, table.c.payload).where(table.c.customer_id.in_(members))
-        ).all()
-        for row in rows:
-            payload = _scrub(row.payload)
-            conn.execute(table.update().where(id_column == row[0]).values(payload=payload))
-        conn.execute(
-            table.update().where(table.c.customer_id.in_(members)).values(customer_id=None)
-        )
-    conn.execute(orders.update().where(orders.c.profile_id.in_(members)).values(profile_id=None))
+    _anonymize_orders(conn, erased)
     conn.execute(customer_stores.delete().where(customer_stores.c.customer_id.in_(members)))
     conn.execute(dirty_cards.delete().where(dirty_cards.c.customer_id.in_(members)))
-    for key in keys:
-        conn.execute(
-            changes.delete().where(changes.c.entity == "customer", changes.c.key == str(key))
+    _erase_personal_lists(conn, members)
+    # Only the customer's own profiles: a profile once merged into it and split off again is
+    # another live customer, whose card must stay on the feed.
+    for member in members:
+        feed.drop_key(conn, entity="customer", key=str(member))
+        feed.record_change(
+            conn, entity="customer", key=str(member), action="delete", reason="erased"
         )
-        feed.record_change(conn, entity="customer", key=str(key), action="delete", reason="erased")
-    log.info("customer %s erased (%d profiles)", customer, len(members))
+    log.info(
+        "customer %s erased (%d profiles, %d quarantined ops scrubbed)",
+        customer,
+        len(members),
+        quarantined,
+    )
     return len(members)
 
 
-def _scrub(payload: str | None) -> str | None:
-    if payload is None:
+def _gather(conn: Connection, members: Sequence[UUID]) -> _Erased:
+    claimed = {
+        (str(r.kind), str(r.value))
+        for r in conn.execute(
+            sa.select(identifiers.c.kind, identifiers.c.value).where(
+                identifiers.c.profile_id.in_(members)
+            )
+        )
+    }
+    # A value other customers claim too (a shared family email, the shop's own address) is not
+    # this customer's alone: it names nobody in particular and stays where the others use it.
+    keys = sorted(claimed)
+    others: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), 200):
+        others |= {
+            (str(r.kind), str(r.value))
+            for r in conn.execute(
+                sa.select(identifiers.c.kind, identifiers.c.value).where(
+                    sa.tuple_(identifiers.c.kind, identifiers.c.value).in_(
+                        keys[start : start + 200]
+                    ),
+                    identifiers.c.profile_id.not_in(members),
+                )
+            )
+        }
+    own = claimed - others
+    taken = {v.casefold() for _, v in others}
+    emails = sorted(v for k, v in own if k == "email")
+    mine = [mail_queue.c.payload.contains(str(m)) for m in members]
+    if emails:
+        mine.append(mail_queue.c.to_address.in_(emails))
+    mails = conn.execute(
+        sa.select(mail_queue.c.email_id, mail_queue.c.to_address).where(sa.or_(*mine))
+    ).all()
+    fields: dict[str, set[str]] = defaultdict(set)
+    for table in (customer_fields, customer_field_history):
+        for field, value in conn.execute(
+            sa.select(table.c.field, table.c.value).where(
+                table.c.profile_id.in_(members),
+                table.c.field.in_(_PERSONAL_FIELDS),
+                table.c.value.is_not(None),
+            )
+        ):
+            if str(value).strip():
+                fields[str(field)].add(str(value).strip().casefold())
+    full_names = {
+        f"{a} {b}"
+        for first in fields["first_name"]
+        for last in fields["last_name"]
+        for a, b in ((first, last), (last, first))
+    }
+    strong = {v.casefold() for k, v in own if k in ("email", "phone", "loyalty", "till_local")}
+    strong |= {str(m) for m in members} | {f"tl-{m}" for m in members}
+    strong |= {str(r.to_address).casefold() for r in mails} - taken
+    return _Erased.of(
+        profiles=members,
+        claimed=claimed,
+        identifiers=own,
+        strong=strong,
+        weak={v.casefold() for k, v in own if k in ("web_anon", "web_user")} | full_names,
+        words={v for values in fields.values() for v in values},
+        mails=(UUID(str(r.email_id)) for r in mails),
+    )
+
+
+def _alternatives(values: Iterable[str]) -> re.Pattern[str] | None:
+    """A case-insensitive pattern matching any of ``values``, longest first."""
+    ordered = sorted({v for v in values if v}, key=lambda v: (-len(v), v))
+    if not ordered:
         return None
-    data = json.loads(payload)
-    for name in ("customer_id", "customer_identifier"):
-        if name in data:
-            data[name] = None
-    return json.dumps(data)
+    return re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE)
+
+
+def _erase_quarantined(conn: Connection, erased: _Erased, *, now: datetime) -> int:
+    """Scrub the quarantined ops that name the customer; return how many.
+
+    The quarantine only holds replays of restored tills, so reading all of it is cheap.
+    """
+    note = _QUARANTINE_NOTE.format(day=now.date().isoformat())
+    rows = conn.execute(
+        sa.select(quarantine.c.op_id, quarantine.c.payload, quarantine.c.reason)
+    ).all()
+    updates = []
+    for row in rows:
+        try:
+            doc = json.loads(row.payload)
+        except ValueError:
+            doc = row.payload
+        if not erased.mentioned_in(doc):
+            continue
+        reason = str(row.reason)
+        updates.append(
+            {
+                "b_op_id": row.op_id,
+                "b_payload": erased.scrub_text(row.payload),
+                "b_reason": reason if note in reason else f"{reason} {note}",
+            }
+        )
+    if updates:
+        conn.execute(
+            quarantine.update()
+            .where(quarantine.c.op_id == sa.bindparam("b_op_id"))
+            .values(payload=sa.bindparam("b_payload"), reason=sa.bindparam("b_reason")),
+            updates,
+        )
+    return len(updates)
+
+
+def _erase_history_elsewhere(conn: Connection, members: Sequence[UUID]) -> None:
+    """Delete the customer's names left as losing values under profiles once merged with it.
+
+    A field written through one profile while several were one customer records the value it
+    beat under the writing profile; when merge protection splits them again, that losing value
+    (maybe this customer's name) stays with the other profile's history.
+    """
+    related: set[UUID] = set()
+    for winner, loser in conn.execute(
+        sa.select(merges.c.winner, merges.c.loser).where(
+            sa.or_(merges.c.winner.in_(members), merges.c.loser.in_(members))
+        )
+    ):
+        related |= {UUID(str(winner)), UUID(str(loser))}
+    related -= set(members)
+    if not related:
+        return
+    pairs = set()
+    for table in (customer_fields, customer_field_history):
+        pairs |= {
+            (str(r.field), str(r.value))
+            for r in conn.execute(
+                sa.select(table.c.field, table.c.value).where(
+                    table.c.profile_id.in_(members),
+                    table.c.field.in_(_PERSONAL_FIELDS),
+                    table.c.value.is_not(None),
+                )
+            )
+        }
+    if pairs:
+        conn.execute(
+            customer_field_history.delete().where(
+                customer_field_history.c.profile_id.in_(sorted(related, key=str)),
+                sa.tuple_(customer_field_history.c.field, customer_field_history.c.value).in_(
+                    sorted(pairs)
+                ),
+            )
+        )
+
+
+def _release_shared(conn: Connection, claimed: Iterable[tuple[str, str]]) -> None:
+    """After the customer's claims are deleted: drop the shared flags nobody claims any more,
+    recount the others (see :func:`erase_customer` for why)."""
+    keys = sorted(claimed)
+    for start in range(0, len(keys), 200):
+        flagged = conn.execute(
+            sa.select(shared_identifiers.c.kind, shared_identifiers.c.value).where(
+                sa.tuple_(shared_identifiers.c.kind, shared_identifiers.c.value).in_(
+                    keys[start : start + 200]
+                )
+            )
+        ).all()
+        for kind, value in flagged:
+            where = (shared_identifiers.c.kind == kind, shared_identifiers.c.value == value)
+            left = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(identifiers)
+                .where(identifiers.c.kind == kind, identifiers.c.value == value)
+            ).scalar_one()
+            if left:
+                conn.execute(shared_identifiers.update().where(*where).values(claims=left))
+            else:
+                conn.execute(shared_identifiers.delete().where(*where))
+
+
+def _anonymize_events(conn: Connection, erased: _Erased) -> None:
+    """The customer's events (and anonymous ones of their web ids) stay, without them."""
+    members = sorted(erased.profiles, key=str)
+    mine: sa.ColumnElement[bool] = events.c.profile_id.in_(members)
+    anonymous = erased.anonymous_ids
+    if anonymous:
+        mine = sa.or_(
+            mine, sa.and_(events.c.profile_id.is_(None), events.c.anonymous_id.in_(anonymous))
+        )
+    rows = conn.execute(sa.select(events.c.event_id, events.c.data).where(mine)).all()
+    if rows:
+        conn.execute(
+            events.update()
+            .where(events.c.event_id == sa.bindparam("b_event_id"))
+            .values(profile_id=None, anonymous_id=None, data=sa.bindparam("b_data")),
+            [{"b_event_id": r.event_id, "b_data": erased.scrub_text(r.data) or "{}"} for r in rows],
+        )
+
+
+def _anonymize_orders(conn: Connection, erased: _Erased) -> None:
+    """The customer's orders and returns (and the returns of those orders) stay, without them."""
+    members = sorted(erased.profiles, key=str)
+    rows = conn.execute(
+        sa.select(orders.c.order_id, orders.c.payload).where(
+            sa.or_(orders.c.customer_id.in_(members), orders.c.profile_id.in_(members))
+        )
+    ).all()
+    if rows:
+        conn.execute(
+            orders.update()
+            .where(orders.c.order_id == sa.bindparam("b_order_id"))
+            .values(customer_id=None, profile_id=None, payload=sa.bindparam("b_payload")),
+            [{"b_order_id": r.order_id, "b_payload": erased.scrub_text(r.payload)} for r in rows],
+        )
+    order_ids = [r.order_id for r in rows]
+    found: dict[Any, str] = {}
+    for r in conn.execute(
+        sa.select(returns.c.return_id, returns.c.payload).where(returns.c.customer_id.in_(members))
+    ):
+        found[r.return_id] = r.payload
+    for start in range(0, len(order_ids), 500):
+        for r in conn.execute(
+            sa.select(returns.c.return_id, returns.c.payload).where(
+                returns.c.original_sale_id.in_(order_ids[start : start + 500])
+            )
+        ):
+            found[r.return_id] = r.payload
+    if found:
+        conn.execute(
+            returns.update()
+            .where(returns.c.return_id == sa.bindparam("b_return_id"))
+            .values(customer_id=None, payload=sa.bindparam("b_payload")),
+            [
+                {"b_return_id": return_id, "b_payload": erased.scrub_text(payload)}
+                for return_id, payload in found.items()
+            ],
+        )
+
+
+def _erase_personal_lists(conn: Connection, members: Sequence[UUID]) -> None:
+    """Delete the customer's personal recommendation lists; tombstone those on the feed."""
+    keys = [str(m) for m in members]
+    listed = set(
+        conn.execute(
+            sa.select(recommendation_lists.c.key).where(
+                recommendation_lists.c.kind == _PERSONAL_LIST,
+                recommendation_lists.c.key.in_(keys),
+            )
+        ).scalars()
+    )
+    fed = {
+        str(k)
+        for k in conn.execute(
+            sa.select(changes.c.key).where(
+                changes.c.entity == "recommendation",
+                changes.c.key.in_([f"{_PERSONAL_LIST}:{k}" for k in keys]),
+            )
+        ).scalars()
+    }
+    conn.execute(
+        recommendation_lists.delete().where(
+            recommendation_lists.c.kind == _PERSONAL_LIST, recommendation_lists.c.key.in_(keys)
+        )
+    )
+    conn.execute(
+        dirty_lists.delete().where(
+            dirty_lists.c.kind == _PERSONAL_LIST, dirty_lists.c.key.in_(keys)
+        )
+    )
+    for key in sorted(fed | {f"{_PERSONAL_LIST}:{k}" for k in listed}):
+        feed.drop_key(conn, entity="recommendation", key=key)
+        feed.record_change(conn, entity="recommendation", key=key, action="delete", reason="erased")

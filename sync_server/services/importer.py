@@ -58,6 +58,11 @@ Orders (``orders.jsonl``)
     ``customer_id`` must name an imported customer (import customers first); the order is
     attached to that profile's current customer. Orders already at HQ (same ``order_id``,
     from an earlier import or a till) are skipped, so a re-import adds only what is new.
+
+Web events (``web_events.jsonl``)
+    One Segment call per line; imported by ``web_events.import_web_events`` exactly as the
+    Segment HTTP API stores them (identity linking, online orders, dirty cards and lists).
+    Calls already at HQ (same ``messageId``) are skipped.
 """
 
 from __future__ import annotations
@@ -110,8 +115,14 @@ from sync_server.services import feed, identity
 
 log = logging.getLogger(__name__)
 
-ImportKind = Literal["stores", "products", "customers", "orders"]
-IMPORT_KINDS: Final[tuple[ImportKind, ...]] = ("stores", "products", "customers", "orders")
+ImportKind = Literal["stores", "products", "customers", "orders", "web_events"]
+IMPORT_KINDS: Final[tuple[ImportKind, ...]] = (
+    "stores",
+    "products",
+    "customers",
+    "orders",
+    "web_events",
+)
 
 #: Rows per transaction and per ``executemany``.
 CHUNK: Final = 5000
@@ -1328,4 +1339,10 @@ def import_file(
         return import_customers(db, path, threshold=threshold, on_error=on_error, progress=progress)
     if kind == "orders":
         return import_orders(db, path, on_error=on_error, progress=progress)
+    if kind == "web_events":
+        from sync_server.services.web_events import import_web_events
+
+        return import_web_events(
+            db, path, threshold=threshold, on_error=on_error, progress=progress
+        )
     raise InvalidInput(f"Unknown import kind {kind!r}; expected one of {', '.join(IMPORT_KINDS)}")

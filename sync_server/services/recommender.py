@@ -398,3 +398,65 @@ def personal(
             ranked.append((item, 0.0))
             chosen.add(item)
     return ranked
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrendConfig:
+    """What makes an item *trending*: it sells clearly more in the last days than before.
+
+    ``recent_days``
+        The recent window (a week: a weekday's rhythm cancels out).
+    ``baseline_days``
+        The window just before it that says what is normal for the item.
+    ``min_baskets``
+        Baskets the item needs in the recent window at all: three sales of a rare item are
+        chance, not a trend.
+    ``min_rise``
+        The recent rate must be at least this multiple of the baseline rate.
+    ``prior``
+        Baskets added to the expected count under the square root: a new item (no baseline)
+        still needs ``min_baskets`` and scores ``recent / sqrt(prior)``, not infinity.
+    ``min_score``
+        The rise must be at least this many standard deviations: among thousands of items
+        some always sell 1.5 times their usual few by chance.
+    """
+
+    recent_days: int = 7
+    baseline_days: int = 28
+    min_baskets: int = 5
+    min_rise: float = 1.5
+    prior: float = 5.0
+    min_score: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.recent_days < 1 or self.baseline_days < 1:
+            raise ValueError("recent_days and baseline_days must be at least 1")
+        if self.min_baskets < 1 or self.min_rise < 1.0 or self.prior <= 0 or self.min_score < 0:
+            raise ValueError(
+                "min_baskets >= 1, min_rise >= 1, prior > 0 and min_score >= 0 are required"
+            )
+
+
+def trending_scores(
+    recent: npt.ArrayLike, baseline: npt.ArrayLike, config: TrendConfig
+) -> FloatArray:
+    """How strongly each item trends, elementwise; 0 for items that do not.
+
+    ``recent`` and ``baseline`` are basket counts in the two windows. The baseline gives the
+    expected count of the recent window, ``e = baseline * recent_days / baseline_days``; the
+    score is the rise in standard deviations of a Poisson count, ``(recent - e) / sqrt(e +
+    prior)``. So a big, steady seller needs a large rise in absolute terms, a small one a large
+    rise relative to its own past, and either needs ``min_baskets`` recent baskets,
+    ``min_rise`` times its baseline rate and a score of ``min_score``.
+    """
+    r = np.asarray(recent, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    expected = b * (config.recent_days / config.baseline_days)
+    score = (r - expected) / np.sqrt(expected + config.prior)
+    keep = (
+        (r >= config.min_baskets)
+        & (r >= config.min_rise * expected)
+        & (score >= config.min_score)
+        & (score > 0)
+    )
+    return np.where(keep, score, 0.0)

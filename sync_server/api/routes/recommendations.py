@@ -2,7 +2,8 @@
 
 Lists are read as ``sync_server.services.recs`` stored them (rules already applied). Cold
 start: a product without a list of its own answers an empty list, a customer without one gets
-the bestsellers of their home store (or of the chain), a store without sales the chain's.
+the bestsellers of their home store (or of the chain), a store without sales the chain's, and a
+store with nothing trending the chain's trending list.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ def also_bought(sku: SkuPath, _: CallerDep, db: DbDep) -> RecommendationList:
     summary="A customer's personal recommendations",
     responses=error_responses(401, 404, 422),
     description=(
-        "Built from the customer's purchases in every channel (staples they buy anyway left "
-        "out). A customer without history gets the bestsellers of their home store, or of "
-        "the chain. Till or admin token."
+        "Built from the customer's purchases in every channel and their web browsing (products "
+        "viewed or carted and not bought rank high; the chain's staples and what they already "
+        "bought are left out), kept current within seconds of a purchase or web event. A "
+        "customer without history gets the bestsellers of their home store, or of the chain. "
+        "Till or admin token."
     ),
 )
 def customer_recommendations(customer_id: UUID, _: CallerDep, db: DbDep) -> RecommendationList:
@@ -117,6 +120,69 @@ def store_bestsellers(
     return found if found is not None else recs.make_list(recs.BESTSELLERS, key, [])
 
 
+TRENDING_EXAMPLE = {
+    "kind": "trending",
+    "key": "S001/Seasonal",
+    "items": [
+        {"sku": "SEA-000412", "score": 4.317, "reason": None},
+        {"sku": "SEA-000415", "score": 2.906, "reason": None},
+    ],
+    "generated_at": "2026-11-23T15:04:05Z",
+}
+
+
+@router.get(
+    "/stores/{store_id}/trending",
+    response_model=RecommendationList,
+    summary="What is selling more than usual in a store, overall or in one category",
+    responses={
+        200: {
+            "description": "The trending list, best first",
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "seasonal": {"summary": "Christmas coming", "value": TRENDING_EXAMPLE}
+                    }
+                }
+            },
+        },
+        **error_responses(401, 403, 422),
+    },
+    description=(
+        "Items whose baskets in the last 7 days clearly exceed their rate over the 28 days "
+        "before: at least 5 baskets, 1.5 times the usual rate and a rise of 2 standard "
+        "deviations (the score), so a few sales of a rare item do not trend. Kept current "
+        "within seconds of new sales. `store_id` `*` is the whole chain, web shop included; "
+        "a store with no trending list of its own answers the chain's. A till may read its "
+        "own store's lists (and the chain's); the admin token reads any."
+    ),
+)
+def store_trending(
+    store_id: Annotated[
+        str, Path(min_length=1, max_length=64, pattern=r"^(\*|[A-Za-z0-9_.-]+)$", examples=["S001"])
+    ],
+    who: CallerDep,
+    db: DbDep,
+    category: Annotated[
+        str | None, Query(min_length=1, max_length=200, examples=["Seasonal"])
+    ] = None,
+) -> RecommendationList:
+    if who is not None and store_id not in (who.store_id, "*"):
+        raise PermissionDenied(
+            f"Till {who.till_id} belongs to store {who.store_id}, not {store_id}"
+        )
+    key = f"{store_id}/{category or '*'}"
+    with db.read() as conn:
+        found = recs.read_list(conn, recs.TRENDING, key)
+        if (found is None or not found.items) and store_id != "*":
+            chain = recs.read_list(conn, recs.TRENDING, f"*/{category or '*'}")
+            if chain is not None and chain.items:
+                return recs.make_list(
+                    recs.TRENDING, key, [(i.sku, i.score, i.reason) for i in chain.items]
+                )
+    return found if found is not None else recs.make_list(recs.TRENDING, key, [])
+
+
 # ---------------------------------------------------------------------------------------------
 # Merchandising rules
 
@@ -165,10 +231,10 @@ def _out(rule: recs.Rule) -> RuleOut:
     summary="Add a merchandising rule (pin, boost, exclude)",
     responses=error_responses(401, 403, 422),
     description=(
-        "Applies on top of every list HQ serves and sends: the also-bought lists are "
-        "recomputed and reach the tills within seconds; bestsellers and personal lists at the "
-        "next `omnitill admin rebuild-recs`. The rule itself is on the feed (entity "
-        "`merchandising`)."
+        "Applies on top of every list HQ serves and sends: the also-bought, bestsellers and "
+        "trending lists are recomputed and reach the tills within seconds; personal lists at "
+        "the customer's next purchase or web visit, or the next `omnitill admin rebuild-recs`. "
+        "The rule itself is on the feed (entity `merchandising`)."
     ),
 )
 def add_rule(rule: RuleIn, _: AdminDep, db: DbDep) -> RuleOut:
