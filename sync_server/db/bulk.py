@@ -70,3 +70,50 @@ def bulk_insert(
                 for row in rows
             ],
         )
+
+
+@lru_cache(maxsize=64)
+def _compiled_add(
+    table: sa.Table, key: tuple[str, ...], column: str, dialect: Dialect
+) -> tuple[str, tuple[int, ...] | None, tuple[str, ...]]:
+    names = (*key, column)
+    insert: Any = (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
+    stmt = insert.on_conflict_do_update(
+        index_elements=list(key), set_={column: table.c[column] + insert.excluded[column]}
+    )
+    compiled = stmt.compile(dialect=dialect, column_keys=list(names))
+    order = (
+        tuple(names.index(n) for n in compiled.positiontup)
+        if compiled.positiontup is not None
+        else None
+    )
+    return compiled.string, order, names
+
+
+def bulk_add(
+    conn: Connection,
+    table: sa.Table,
+    key: tuple[str, ...],
+    column: str,
+    rows: list[tuple[Any, ...]],
+    *,
+    chunk: int = 10_000,
+) -> None:
+    """Add to counters: insert ``(*key, amount)`` rows, or add ``amount`` to ``column`` of the
+    row with that key (``ON CONFLICT DO UPDATE``), through the driver's ``executemany``.
+
+    For plain columns only (strings, numbers: no bind processors are applied). At tens of
+    thousands of pair counts per batch SQLAlchemy's per-row parameter handling cost more than
+    the upsert itself.
+    """
+    if not rows:
+        return
+    sql, order, names = _compiled_add(table, key, column, conn.dialect)
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        if order is None:  # named parameters (psycopg)
+            conn.exec_driver_sql(sql, [dict(zip(names, row, strict=True)) for row in part])
+        elif order == tuple(range(len(names))):
+            conn.exec_driver_sql(sql, part)
+        else:
+            conn.exec_driver_sql(sql, [tuple(row[i] for i in order) for row in part])

@@ -135,6 +135,8 @@ orders = sa.Table(
     sa.Column("payload", sa.Text),
     sa.Column("ingested_at", UtcDateTime, nullable=False),
     sa.Index("ix_orders_store_created", "store_id", "created_at"),
+    # The recommendations worker reads orders from its watermark on, in this order.
+    sa.Index("ix_orders_ingested", "ingested_at", "order_id"),
 )
 
 order_lines = sa.Table(

@@ -104,6 +104,7 @@ from sqlalchemy.engine import Connection
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.recommendations import RecommendationList
 from shared.wire import utc_now
+from sync_server.db.bulk import bulk_add
 from sync_server.db.engine import Database
 from sync_server.db.schema import (
     customer_stores,
@@ -1529,102 +1530,98 @@ def count_new_orders(
     trend: TrendConfig | None = None,
 ) -> int:
     """Add the orders ingested since the watermark to the counts; mark their SKUs, stores and
-    customers dirty."""
+    customers dirty.
+
+    Two steps, so the database's write lock is held only while the counts are added: read the
+    watermark, the new orders and their lines and add them up with reads only; then, in one
+    write transaction, check the watermark (and the decay's reference) did not move meanwhile
+    (another process counted, or a rebuild reset the counts: nothing is written and the next
+    round starts from the new watermark) and add the sums through the driver in bulk.
+    """
     trend = trend or TrendConfig()
     now = utc_now()
     first_day, _, today = trend_window(now, trend)
-    with db.write() as conn:
-        state = _lock_state(conn)
+    with db.read() as conn:
+        state = conn.execute(_STATE).first()
         if state is None:
-            return 0  # another process is counting (PostgreSQL)
-        query = (
-            sa.select(
-                orders.c.order_id,
-                orders.c.created_at,
-                orders.c.ingested_at,
-                orders.c.store_id,
-                orders.c.customer_id,
-            )
-            .where(orders.c.ingested_at <= now - SETTLE)
-            .order_by(orders.c.ingested_at, orders.c.order_id)
-            .limit(limit)
-        )
-        if state.watermark_at is not None:
-            query = query.where(
-                sa.tuple_(orders.c.ingested_at, orders.c.order_id)
-                > sa.tuple_(
-                    sa.literal(state.watermark_at, orders.c.ingested_at.type),
-                    sa.literal(state.watermark_order, orders.c.order_id.type),
-                )
-            )
-        new = conn.execute(query).all()
+            with db.write() as wconn:
+                _lock_state(wconn)  # never rebuilt: counting starts now
+            return 1  # go on at once
+        new = conn.execute(
+            _NEW_ORDERS if state.watermark_at is None else _NEW_ORDERS_AFTER,
+            {
+                "settled": now - SETTLE,
+                "limit": limit,
+                "at": state.watermark_at,
+                "order": state.watermark_order,
+            },
+        ).all()
         if not new:
             return 0
         ids = [r.order_id for r in new]
         basket: dict[Any, set[str]] = defaultdict(set)
-        for start in range(0, len(ids), 500):
-            for order_id, sku in conn.execute(
-                sa.select(order_lines.c.order_id, order_lines.c.sku).where(
-                    order_lines.c.order_id.in_(ids[start : start + 500])
-                )
-            ).all():
+        for first in range(0, len(ids), 500):
+            for order_id, sku in conn.execute(_LINES_OF, {"ids": ids[first : first + 500]}):
                 basket[order_id].add(sku)
-        singles: dict[str, float] = defaultdict(float)
-        both: dict[tuple[str, str], float] = defaultdict(float)
-        by_store: dict[tuple[str, str], float] = defaultdict(float)
-        by_day: dict[tuple[str, int, str], int] = defaultdict(int)
-        dirty_stores: set[str] = set()
-        dirty_customers: set[str] = set()
-        total = 0.0
-        for r in new:
-            held = sorted(basket.get(r.order_id, ()))
-            if not held:
-                continue
-            weight = decay_weight(
-                r.created_at, reference=state.reference_at, half_life_days=config.half_life_days
-            )
-            total += weight
-            day = day_number(r.created_at)
-            recent = first_day <= day <= today
-            if r.store_id is not None:
-                dirty_stores.add(r.store_id)
-            if recent:
-                dirty_stores.add(feed.ALL_STORES)
-            if r.customer_id is not None:
-                dirty_customers.add(str(UUID(str(r.customer_id))))
-            for a in held:
-                singles[a] += weight
-                if r.store_id is not None:
-                    by_store[(r.store_id, a)] += weight
-                if recent:
-                    by_day[(feed.ALL_STORES, day, a)] += 1
-                    if r.store_id is not None:
-                        by_day[(r.store_id, day, a)] += 1
-                for b in held:
-                    if a != b:
-                        both[(a, b)] += weight
-        _add(conn, item_counts, ["sku"], [{"sku": k, "weight": v} for k, v in singles.items()])
-        _add(
-            conn,
-            item_pairs,
-            ["a", "b"],
-            [{"a": a, "b": b, "weight": v} for (a, b), v in both.items()],
+    singles: dict[str, float] = defaultdict(float)
+    both: dict[tuple[str, str], float] = defaultdict(float)
+    by_store: dict[tuple[str, str], float] = defaultdict(float)
+    by_day: dict[tuple[str, int, str], int] = defaultdict(int)
+    dirty_stores: set[str] = set()
+    dirty_customers: set[str] = set()
+    total = 0.0
+    for r in new:
+        held = sorted(basket.get(r.order_id, ()))
+        if not held:
+            continue
+        weight = decay_weight(
+            r.created_at, reference=state.reference_at, half_life_days=config.half_life_days
         )
-        _add(
+        total += weight
+        day = day_number(r.created_at)
+        recent = first_day <= day <= today
+        if r.store_id is not None:
+            dirty_stores.add(r.store_id)
+        if recent:
+            dirty_stores.add(feed.ALL_STORES)
+        if r.customer_id is not None:
+            dirty_customers.add(str(UUID(str(r.customer_id))))
+        for a in held:
+            singles[a] += weight
+            if r.store_id is not None:
+                by_store[(r.store_id, a)] += weight
+            if recent:
+                by_day[(feed.ALL_STORES, day, a)] += 1
+                if r.store_id is not None:
+                    by_day[(r.store_id, day, a)] += 1
+            for b in held:
+                if a != b:
+                    both[(a, b)] += weight
+    with db.write() as conn:
+        locked = _lock_state(conn)
+        if locked is None:
+            return 0  # another process is counting (PostgreSQL)
+        if (locked.watermark_at, locked.watermark_order, locked.reference_at) != (
+            state.watermark_at,
+            state.watermark_order,
+            state.reference_at,
+        ):
+            return 1  # counted or rebuilt meanwhile: read again from the new watermark
+        bulk_add(conn, item_counts, ("sku",), "weight", list(singles.items()))
+        bulk_add(conn, item_pairs, ("a", "b"), "weight", [(a, b, v) for (a, b), v in both.items()])
+        bulk_add(
             conn,
             store_item_counts,
-            ["store_id", "sku"],
-            [{"store_id": st, "sku": sku, "weight": v} for (st, sku), v in by_store.items()],
+            ("store_id", "sku"),
+            "weight",
+            [(st, sku, v) for (st, sku), v in by_store.items()],
         )
-        _add(
+        bulk_add(
             conn,
             item_days,
-            ["store_id", "day", "sku"],
-            [
-                {"store_id": st, "day": d, "sku": sku, "baskets": v}
-                for (st, d, sku), v in by_day.items()
-            ],
-            column="baskets",
+            ("store_id", "day", "sku"),
+            "baskets",
+            [(st, d, sku, v) for (st, d, sku), v in by_day.items()],
         )
         last = new[-1]
         conn.execute(
@@ -1649,22 +1646,32 @@ def count_new_orders(
     return len(new)
 
 
-def _add(
-    conn: Connection,
-    table: sa.Table,
-    key: list[str],
-    rows: list[dict[str, Any]],
-    *,
-    column: str = "weight",
-) -> None:
-    if not rows:
-        return
-    stmt = _insert(conn, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=key, set_={column: table.c[column] + stmt.excluded[column]}
+# Built once (a statement built per call costs more than running it).
+_STATE = sa.select(recs_state).where(recs_state.c.id == _STATE_ID)
+_NEW_ORDER_COLUMNS = (
+    orders.c.order_id,
+    orders.c.created_at,
+    orders.c.ingested_at,
+    orders.c.store_id,
+    orders.c.customer_id,
+)
+_NEW_ORDERS = (
+    sa.select(*_NEW_ORDER_COLUMNS)
+    .where(orders.c.ingested_at <= sa.bindparam("settled", type_=orders.c.ingested_at.type))
+    .order_by(orders.c.ingested_at, orders.c.order_id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+# Row-value comparison: both engines walk ix_orders_ingested from the watermark on.
+_NEW_ORDERS_AFTER = _NEW_ORDERS.where(
+    sa.tuple_(orders.c.ingested_at, orders.c.order_id)
+    > sa.tuple_(
+        sa.bindparam("at", type_=orders.c.ingested_at.type),
+        sa.bindparam("order", type_=orders.c.order_id.type),
     )
-    for start in range(0, len(rows), 5000):
-        conn.execute(stmt, rows[start : start + 5000])
+)
+_LINES_OF = sa.select(order_lines.c.order_id, order_lines.c.sku).where(
+    order_lines.c.order_id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 def mark_dirty(conn: Connection, skus: Iterable[str]) -> None:
