@@ -468,6 +468,10 @@ def customer_for_sale(
         raise InvalidInput(f"customer_identifier: {exc.message}") from exc
     if ident.kind == "till_local":
         profile_id = UUID(ident.value[3:])
+        if erased_profiles(conn, profile_id):
+            # A provisional customer made at the till and erased at HQ since: claiming the
+            # till-local id again would hang the erased profile back on the identity graph.
+            return None, None
         customer = ensure_profile(
             conn, profile_id=profile_id, source="till", claims=[ident], home_store=till.store_id
         )
@@ -481,8 +485,91 @@ def customer_for_sale(
     )
 
 
+def erased_profiles(conn: Connection, profile_id: UUID) -> frozenset[UUID]:
+    """Every profile of the erased customer ``profile_id`` belonged to; empty if not erased.
+
+    :func:`erase_customer` keeps the emptied profile rows (``erased_at`` set) for exactly this:
+    an op from a till that was offline during the erasure still names the customer by a
+    profile id or a till-local id, and can be recognized.
+    """
+    row = conn.execute(
+        sa.select(profiles.c.customer_id, profiles.c.erased_at).where(
+            profiles.c.profile_id == profile_id
+        )
+    ).first()
+    if row is None or row.erased_at is None:
+        return frozenset()
+    return frozenset(
+        UUID(str(p))
+        for p in conn.execute(
+            sa.select(profiles.c.profile_id).where(
+                profiles.c.customer_id == row.customer_id, profiles.c.erased_at.is_not(None)
+            )
+        ).scalars()
+    )
+
+
+def erased_named(
+    conn: Connection, *, customer_id: UUID | None, identifier: str | None
+) -> frozenset[UUID]:
+    """The erased customer's profiles an op names by its ``customer_id`` or a ``till_local``
+    ``customer_identifier``; empty when it names no erased customer.
+
+    Only ids can be recognized: an erased customer's email, phone and loyalty number are gone
+    from HQ (not even hashed, see :func:`erase_customer`), so an op naming the customer only
+    by one of those values cannot be told apart from a new customer giving it.
+    """
+    found: frozenset[UUID] = frozenset()
+    if customer_id is not None:
+        found |= erased_profiles(conn, customer_id)
+    if identifier is not None:
+        try:
+            ident = Identifier.parse_key(identifier)
+        except IdentifierError:
+            return found
+        if ident.kind == "till_local":
+            found |= erased_profiles(conn, UUID(ident.value[3:]))
+    return found
+
+
+def anonymized(payload: str, erased: Iterable[UUID]) -> str:
+    """A stored JSON document (a sale, an event's data) as :func:`erase_customer` leaves the
+    erased customer's older ones: customer keys emptied, the customer's ids cut out of texts."""
+    members = frozenset(erased)
+    scrubbed = _erased_ids(members).scrub_text(payload)
+    return payload if scrubbed is None else scrubbed
+
+
+def _erased_ids(members: frozenset[UUID]) -> _Erased:
+    """What is left to know of an erased customer: the ids of its (emptied) profiles."""
+    return _Erased.of(
+        profiles=members,
+        claimed=(),
+        identifiers=(),
+        strong={str(m) for m in members} | {f"tl-{m}" for m in members},
+        weak=(),
+        words=(),
+        mails=(),
+    )
+
+
+#: The reason a customer patch for an erased customer is rejected (the till dead-letters it). It
+#: names neither the customer nor any value: ``ops.error`` keeps it.
+ERASED_PATCH = (
+    "The customer this patch is for was erased at HQ (a right-to-erasure request): the patch is "
+    "refused and none of its values are stored. Do not retry it; enter the customer again only "
+    "if they give their details anew."
+)
+
+
 def apply_customer_patch(conn: Connection, *, till: Till, patch: CustomerPatch) -> set[UUID]:
-    """Apply a till's customer patch; return the customers whose card changed."""
+    """Apply a till's customer patch; return the customers whose card changed.
+
+    A patch naming an erased customer (its ``customer_id``, or any ``till_local`` identifier of
+    an erased profile: a provisional customer made offline and erased since) raises
+    :class:`InvalidInput` with :data:`ERASED_PATCH`, so the op is answered ``rejected``. Applying
+    it would write the erased person's fields, consent and identifiers back.
+    """
     claims: list[Identifier] = []
     for item in patch.identifiers:
         try:
@@ -509,6 +596,14 @@ def apply_customer_patch(conn: Connection, *, till: Till, patch: CustomerPatch) 
                 f"{DEFAULT_MAX_DRIFT_MS // 1000} s in the future of HQ's clock; "
                 "check the till's date and time"
             )
+    local = [UUID(c.value[3:]) for c in claims if c.kind == "till_local"]
+    named = ([patch.customer_id] if patch.customer_id is not None else []) + local
+    if conn.execute(
+        sa.select(sa.func.count())
+        .select_from(profiles)
+        .where(profiles.c.profile_id.in_(named), profiles.c.erased_at.is_not(None))
+    ).scalar_one():
+        raise InvalidInput(ERASED_PATCH)
     if patch.customer_id is not None:
         target = patch.customer_id
         exists = conn.execute(
@@ -516,13 +611,10 @@ def apply_customer_patch(conn: Connection, *, till: Till, patch: CustomerPatch) 
         ).first()
         if exists is None:
             raise InvalidInput(f"No customer {target} at HQ")
-        if exists.erased_at is not None:
-            raise InvalidInput(f"Customer {target} was erased; the patch is dropped")
     else:
-        local = [c for c in claims if c.kind == "till_local"]
         if not local:
             raise InvalidInput("A patch without customer_id needs a till_local identifier")
-        target = UUID(local[0].value[3:])
+        target = local[0]
     now = utc_now()
     ensure_profile(conn, profile_id=target, source="till", home_store=till.store_id, now=now)
     customer = customer_of(conn, target)

@@ -341,7 +341,7 @@ def _apply_op(
             _flush(conn, batch)  # the patch reads what earlier ops of this batch wrote
             batch.customers.update(identity.apply_customer_patch(conn, till=till, patch=payload))
         elif isinstance(payload, ReceiptEmail):
-            _receipt_email(till, payload, batch, now)
+            _receipt_email(conn, till, payload, batch, now)
         else:
             _event(conn, till, payload, batch)
     except InvalidInput as exc:
@@ -363,6 +363,20 @@ def _sale(conn: Connection, till: Till, sale: Sale, batch: _Batch, now: datetime
     profile_id, customer_id = identity.customer_for_sale(
         conn, till=till, customer_id=sale.customer_id, identifier=sale.customer_identifier
     )
+    payload = sale.model_dump_json()
+    if customer_id is None and (
+        sale.customer_id is not None or sale.customer_identifier is not None
+    ):
+        # A till offline during an erasure still names the erased customer: the sale is kept
+        # for the books, anonymized exactly as the erasure left the customer's older sales.
+        erased = identity.erased_named(
+            conn, customer_id=sale.customer_id, identifier=sale.customer_identifier
+        )
+        if erased:
+            payload = identity.anonymized(payload, erased)
+            log.info(
+                "till %s: sale %s anonymized: its customer was erased", till.till_id, sale.sale_id
+            )
     batch.orders.append(
         {
             "order_id": sale.sale_id,
@@ -376,7 +390,7 @@ def _sale(conn: Connection, till: Till, sale: Sale, batch: _Batch, now: datetime
             "currency": sale.currency,
             "total_minor": sale.total_minor,
             "tax_minor": sale.tax_minor,
-            "payload": sale.model_dump_json(),
+            "payload": payload,
             "ingested_at": now,
         }
     )
@@ -416,12 +430,25 @@ def _return(till: Till, ret: Return, batch: _Batch, now: datetime) -> None:
 
 def _event(conn: Connection, till: Till, event: InStoreEvent, batch: _Batch) -> None:
     profile_id = None
+    erased: frozenset[UUID] = frozenset()
     if event.customer_id is not None:
         profile_id, customer_id = identity.customer_for_sale(
             conn, till=till, customer_id=event.customer_id, identifier=None
         )
         if customer_id is not None:
             batch.customers.add(customer_id)
+        else:
+            erased = identity.erased_named(conn, customer_id=event.customer_id, identifier=None)
+    data = json.dumps(
+        {
+            **event.data,
+            "till_id": till.till_id,
+            "store_id": till.store_id,
+            "sale_id": str(event.sale_id) if event.sale_id else None,
+        }
+    )
+    if erased:
+        data = identity.anonymized(data, erased)  # as the erasure left the customer's events
     batch.events.append(
         {
             "event_id": event.event_id,
@@ -431,21 +458,26 @@ def _event(conn: Connection, till: Till, event: InStoreEvent, batch: _Batch) -> 
             "kind": event.kind,
             "at": event.at,
             "sku": event.sku,
-            "data": json.dumps(
-                {
-                    **event.data,
-                    "till_id": till.till_id,
-                    "store_id": till.store_id,
-                    "sale_id": str(event.sale_id) if event.sale_id else None,
-                }
-            ),
+            "data": data,
         }
     )
 
 
-def _receipt_email(till: Till, email: ReceiptEmail, batch: _Batch, now: datetime) -> None:
+def _receipt_email(
+    conn: Connection, till: Till, email: ReceiptEmail, batch: _Batch, now: datetime
+) -> None:
     receipt = email.receipt
     _check_origin(till, receipt.store.store_id, receipt.till_id, f"Receipt email {email.email_id}")
+    if email.customer_id is not None and identity.erased_profiles(conn, email.customer_id):
+        # Asked for by a customer erased since (the till was offline): the address was given
+        # for that customer's receipt, and the erasure deletes such mails. Dropped, not sent;
+        # the op is still applied, so the till does not send it again.
+        log.info(
+            "till %s: receipt email %s dropped: its customer was erased",
+            till.till_id,
+            email.email_id,
+        )
+        return
     batch.mails.append(mailer.receipt_row(email, now=now))
 
 
