@@ -59,6 +59,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from edge_agent.store import LocalStore
 from edge_agent.suggestions import ItemTuple
+from shared.errors import InvalidInput
 from shared.recommendations import RecommendedItem
 from shared.wire import utc_now
 
@@ -102,6 +103,8 @@ _BY_GTIN_PREFIX = _SELECT_ITEM.format(source="barcodes b JOIN products p ON p.sk
 _LIST = "SELECT items FROM recommendations WHERE kind = ? AND key = ?"
 _NAME = "SELECT name, json_extract(data, '$.active') FROM products WHERE sku = ?"
 _ALIAS = "SELECT customer_id FROM customer_aliases WHERE old_id = ?"
+#: The store id of HQ's chain-wide lists (``sync_server.services.feed.ALL_STORES``).
+_ALL_STORES = "*"
 
 # Words for the full-text query: runs of letters and digits in any script.
 _WORDS = re.compile(r"\w+", re.UNICODE)
@@ -480,6 +483,25 @@ class Catalogue:
         (key ``store_id/*``) when no category is given."""
         key = f"{self.store_id}/{category or '*'}"
         return _models(self._list(self._cache(), "bestsellers", key))
+
+    def trending(
+        self, category: str | None = None, *, limit: int | None = None, store_id: str | None = None
+    ) -> list[RecommendedItem]:
+        """What sells clearly more than usual lately, best first: the store's trending list in
+        ``category`` (key ``store_id/category``), or overall (key ``store_id/*``).
+
+        A store with nothing trending of its own (no list, or an empty one: HQ sends an empty
+        list when a category stops trending) gets the chain's (key ``*/category``), as HQ's
+        ``/stores/{store}/trending`` answers. ``store_id`` defaults to this till's store (``*``:
+        the chain's list only); ``limit`` keeps the first items (None: all)."""
+        if limit is not None and limit < 0:
+            raise InvalidInput(f"A trending list cannot be cut to {limit} items (0 or more)")
+        store = self.store_id if store_id is None else store_id
+        cache = self._cache()
+        items = self._list(cache, "trending", f"{store}/{category or '*'}")
+        if not items and store != _ALL_STORES:
+            items = self._list(cache, "trending", f"{_ALL_STORES}/{category or '*'}")
+        return _models(items if limit is None else items[:limit])
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ Screens
     any  --idle_timeout_s without a touch or scan--> idle (the customer is forgotten)
 
 - **Idle** rotates slides every ``slide_interval_s``: the store's bestsellers overall and per
-  category (HQ's ``bestsellers`` lists, keys ``<store>/*`` and ``<store>/<category>``).
+  category (HQ's ``bestsellers`` lists, keys ``<store>/*`` and ``<store>/<category>``), and
+  "Trending now" second (HQ's ``trending`` list ``<store>/*``, else the chain's ``*/*``;
+  no slide when neither lists a product the store sells).
 - **Product** (a scanned barcode, a scale label or a touched item): name, description (the
   product's ``description`` attribute, else brand and category), price in the store's locale
   ("12,99 EUR" for German, "€12.99" for English; per kg for items sold by weight), and what
@@ -131,7 +133,7 @@ SEARCH_SHOWN: Final = 4
 #: Results read from the index before the personal ranking picks the ones shown.
 SEARCH_FETCH: Final = 60
 MAX_QUERY: Final = 40
-#: Slides at most (the overall list first, then categories in alphabetical order).
+#: Slides at most (the overall list first, "Trending now", then categories in alphabetical order).
 MAX_SLIDES: Final = 12
 #: A first name longer than this is cut (a kiosk screen has room for one line).
 MAX_FIRST_NAME: Final = 24
@@ -845,6 +847,7 @@ class KioskPresenter:
         ordered = ["*"] if "*" in categories else []
         ordered += [c for c in categories if c != "*"]
         found: list[tuple[str, tuple[ItemView, ...]]] = []
+        overall = False
         for category in ordered[:MAX_SLIDES]:
             items = self._items(
                 self._bestseller_skus(None if category == "*" else category), SLIDE_ITEMS
@@ -854,6 +857,12 @@ class KioskPresenter:
                     "Bestsellers in this store" if category == "*" else f"Bestsellers in {category}"
                 )
                 found.append((title, tuple(items)))
+                overall = overall or category == "*"
+        trending = self._items(self._trending_skus(), SLIDE_ITEMS)
+        if trending:
+            # Right after the store's overall bestsellers: the news comes round soon.
+            found.insert(1 if overall else 0, ("Trending now", tuple(trending)))
+            del found[MAX_SLIDES:]
         if not found:
             found = [("Welcome", ())]
         self.slides = tuple(
@@ -866,6 +875,13 @@ class KioskPresenter:
             return [i.sku for i in self.till.catalogue.bestsellers(category)]
         except OmnitillError as exc:
             log.warning("kiosk: reading the bestsellers failed: %s", exc.message)
+            return []
+
+    def _trending_skus(self) -> list[str]:
+        try:
+            return [i.sku for i in self.till.catalogue.trending()]
+        except OmnitillError as exc:
+            log.warning("kiosk: reading the trending list failed: %s", exc.message)
             return []
 
     # -- helpers -------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ running for you to explore until Ctrl-C (``--no-wait`` stops right away).
 
 Everything runs from one working directory (``demo-store/`` by default): the generated data is
 kept between runs, the HQ and till databases are made anew each run.
+
+The history ends now (``--end-date`` picks another moment): lists that look at the last days
+(trending, Maria's recent cart, the web events of personal lists) then have something to show.
+``omnitill demo-data`` keeps its fixed default end date, so its files stay reproducible.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +52,29 @@ def _step(text: str) -> None:
     click.secho(f"\n== {text}", bold=True)
 
 
-def _generate(data: Path, *, products: int, customers: int, orders: int) -> Any:
+def _generate(data: Path, *, products: int, customers: int, orders: int, end_date: datetime) -> Any:
     from hardware_sim.demo_data import DemoConfig, generate_demo_data
 
-    config = DemoConfig(products=products, customers=customers, orders=orders)
+    config = DemoConfig(products=products, customers=customers, orders=orders, end_date=end_date)
     summary = generate_demo_data(data, config)
     _say(
         f"wrote {summary.stats.get('orders', orders):,} orders, {customers:,} customers and "
-        f"{products:,} products to {data} in {summary.seconds:.1f} s"
+        f"{products:,} products to {data} in {summary.seconds:.1f} s "
+        f"(a year of history up to {config.end.strftime('%Y-%m-%dT%H:%M:%SZ')})"
     )
     return summary
+
+
+def _end_date(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime:
+    """The ``--end-date`` given (``omnitill demo-data``'s forms), else now in whole seconds."""
+    if value is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    from hardware_sim.demo_data import parse_end_date
+
+    try:
+        return parse_end_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
 def _import(db_url: str, data: Path) -> None:
@@ -184,12 +202,27 @@ def _customer_row(data: Path, customer_id: str) -> dict[str, str]:
 @click.option("--customers", type=int, default=5000, show_default=True, help="Demo customers.")
 @click.option("--orders", type=int, default=30000, show_default=True, help="Demo order history.")
 @click.option(
+    "--end-date",
+    metavar="DATE",
+    callback=_end_date,
+    default=None,
+    help="Last moment of the demo history: 2026-10-31 or 2026-10-31T23:59:59Z (UTC). Default: now.",
+)
+@click.option(
     "--wait/--no-wait",
     default=True,
     show_default=True,
     help="Keep HQ running after the story until Ctrl-C.",
 )
-def demo(workdir: Path, port: int, products: int, customers: int, orders: int, wait: bool) -> None:
+def demo(
+    workdir: Path,
+    port: int,
+    products: int,
+    customers: int,
+    orders: int,
+    end_date: datetime,
+    wait: bool,
+) -> None:
     """Run the whole store on this machine: HQ, a till, Maria's story."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
@@ -200,7 +233,9 @@ def demo(workdir: Path, port: int, products: int, customers: int, orders: int, w
     db_url = f"sqlite:///{hq_db.resolve().as_posix()}"
 
     _step("1. The chain's data (omnitill demo-data)")
-    summary = _generate(data, products=products, customers=customers, orders=orders)
+    summary = _generate(
+        data, products=products, customers=customers, orders=orders, end_date=end_date
+    )
     maria = summary.maria
     store_id = maria.store_id
     till_id = f"{store_id}-T1"

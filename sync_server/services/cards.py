@@ -98,10 +98,14 @@ _HEADER = sa.select(
 _FIELDS = sa.select(customer_fields.c.field, customer_fields.c.value, customer_fields.c.hlc).where(
     customer_fields.c.profile_id.in_(_MEMBERS)
 )
+#: Identifiers a till never meets: every web session's anonymous id would otherwise land on the
+#: card and in every till's identifier table (dozens per customer, and none scanned in a store).
+_OFF_CARD = ("web_anon",)
 _IDENTIFIERS = (
     sa.select(identifiers.c.kind, identifiers.c.value)
     .where(
         identifiers.c.profile_id.in_(_MEMBERS),
+        identifiers.c.kind.not_in(_OFF_CARD),
         ~sa.exists().where(
             shared_identifiers.c.kind == identifiers.c.kind,
             shared_identifiers.c.value == identifiers.c.value,

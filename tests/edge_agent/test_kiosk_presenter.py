@@ -147,6 +147,85 @@ def test_a_store_without_bestsellers_shows_a_welcome(tmp_path: Path, clock: Fake
         assert presenter.slide.items == ()
 
 
+def test_trending_now_comes_after_the_overall_bestsellers(
+    till: Till, store: LocalStore, clock: FakeClock
+) -> None:
+    f.apply(
+        store,
+        [
+            f.recommendation_change(
+                "trending",
+                f"{f.STORE_ID}/*",
+                [(f.WINE.sku, 5.0), (f.RETIRED.sku, 4.0), ("NO-SUCH-SKU", 3.0), (f.BELT.sku, 2.0)],
+            ),
+            f.recommendation_change("trending", "*/*", [(f.MILK.sku, 9.0)]),
+        ],
+    )
+    presenter = KioskPresenter(till, kiosk_settings(), clock=clock)
+    try:
+        assert [s.title for s in presenter.slides] == [
+            "Bestsellers in this store",
+            "Trending now",
+            "Bestsellers in Apparel",
+            "Bestsellers in Grocery",
+        ]
+        clock.advance(8.1)
+        presenter.tick()
+        assert presenter.slide.title == "Trending now"
+        assert presenter.slide.position == "Slide 2 of 4"
+        # The store's own list, without what the store does not sell; not the chain's.
+        assert [(i.name, i.price) for i in presenter.slide.items] == [
+            (f.WINE.name, "€8.99"),
+            (f.BELT.name, "€29.99"),
+        ]
+    finally:
+        presenter.close()
+
+
+def test_trending_now_falls_back_to_the_chain_and_is_skipped_when_empty(
+    kiosk: KioskPresenter, store: LocalStore, clock: FakeClock
+) -> None:
+    def one_round() -> list[str]:
+        for _ in range(len(kiosk.slides)):
+            clock.advance(8.1)
+            kiosk.tick()
+        return [s.title for s in kiosk.slides]
+
+    assert "Trending now" not in [s.title for s in kiosk.slides]
+    # The store trends nothing of its own (an empty list): the chain's list stands in.
+    f.apply(
+        store,
+        [
+            f.recommendation_change("trending", f"{f.STORE_ID}/*", []),
+            f.recommendation_change("trending", "*/*", [(f.COFFEE.sku, 3.0)]),
+        ],
+    )
+    assert one_round()[1] == "Trending now"
+    assert [i.name for i in kiosk.slides[1].items] == [f.COFFEE.name]
+    # Only products the store does not sell: no slide at all, never an empty one.
+    f.apply(store, [f.recommendation_change("trending", "*/*", [(f.RETIRED.sku, 3.0)])])
+    assert "Trending now" not in one_round()
+
+
+def test_a_store_with_only_trending_shows_it_first(tmp_path: Path, clock: FakeClock) -> None:
+    local = f.open_store(tmp_path)
+    f.apply(
+        local,
+        [
+            *f.grocery_changes(),
+            *(
+                f.delete_change("recommendation", f"bestsellers:{f.STORE_ID}/{category}")
+                for category in ("*", "Grocery")
+            ),
+            f.recommendation_change("trending", "*/*", [(f.JAM.sku, 1.0)]),
+        ],
+    )
+    with Till(settings=till_settings(tmp_path), store=local, client=None, own_store=True) as t:
+        presenter = KioskPresenter(t, kiosk_settings(), clock=clock)
+        assert [s.title for s in presenter.slides] == ["Trending now"]
+        assert [i.name for i in presenter.slide.items] == [f.JAM.name]
+
+
 # -- products ------------------------------------------------------------------------------------
 
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from shared.identifiers import Identifier, normalize_identifier
 from shared.wire import utc_now
 from sync_server.db.engine import Database
 from sync_server.db.schema import changes, dirty_cards
-from sync_server.services import cards, identity
+from sync_server.services import cards, identity, web_events
 
 
 @pytest.fixture
@@ -104,3 +105,43 @@ def test_a_leased_card_is_left_alone_until_the_lease_expires(db: Database) -> No
         conn.execute(dirty_cards.update().values(leased_until=utc_now() - timedelta(seconds=1)))
     assert cards.refresh_dirty_cards(db) == 1
     assert card_on_feed(db, customer) is not None
+
+
+def test_web_session_ids_stay_off_the_card(db: Database) -> None:
+    """Each web session's anonymousId identifies the customer at HQ, but a till never meets one:
+    the card (and so every till's identifier table) carries the email, not the session ids."""
+    email = normalize_identifier("email", "Maria@Example.com")
+    customer = uuid.uuid4()
+    with db.write() as conn:
+        identity.ensure_profile(conn, profile_id=customer, source="till", claims=[email])
+        rename(conn, customer, "Maria", counter=0)
+        identity.customers_changed(conn, {customer}, store_id="S001")  # S001's tills cache her
+    sessions = [f"anon-session-{n}" for n in range(3)]
+    calls = [
+        web_events.parse_call(
+            {
+                "type": "identify",
+                "messageId": str(uuid.uuid4()),
+                "anonymousId": anon,
+                "userId": "wu-42",
+                "traits": {"email": "maria@example.com"},
+            }
+        )
+        for anon in sessions
+    ]
+    assert [o.status for o in web_events.ingest(db, calls)] == ["accepted"] * 3
+    with db.read() as conn:
+        # HQ keeps the session ids: they are how the web events find the customer.
+        assert identity.find_customer(conn, Identifier("web_anon", sessions[0])) == customer
+        card = cards.build_card(conn, customer)
+    assert card is not None
+    assert {(i.kind, i.value) for i in card.identifiers} == {
+        ("email", "maria@example.com"),
+        ("web_user", "wu-42"),
+    }
+
+    cards.refresh_dirty_cards(db)
+    on_feed = card_on_feed(db, customer)
+    assert on_feed is not None
+    assert "anon-session" not in json.dumps(on_feed)
+    assert {"kind": "email", "value": "maria@example.com"} in on_feed["identifiers"]

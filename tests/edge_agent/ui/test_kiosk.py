@@ -120,6 +120,23 @@ def test_idle_shows_the_bestseller_slides(window: KioskWindow) -> None:
     assert "Scan a barcode to check its price" in shown_text(window)
 
 
+def test_idle_shows_trending_now_after_the_bestsellers(
+    qtbot: QtBot, kiosk_till: Till, key_clock: FakeClock
+) -> None:
+    f.apply(
+        kiosk_till.store,
+        [f.recommendation_change("trending", "*/*", [(f.WINE.sku, 2.0), (f.BELT.sku, 1.0)])],
+    )
+    shown = make_window(qtbot, kiosk_till, key_clock, slide_interval_s=0.3)
+    try:
+        qtbot.waitUntil(lambda: shown.slide_title.text() == "Trending now", timeout=3000)
+        assert shown_items(shown.slide_items) == [(f.WINE.name, "€8.99"), (f.BELT.name, "€29.99")]
+        assert shown.slide_position.text() == "Slide 2 of 4"
+    finally:
+        shown.close()
+        shown.presenter.close()
+
+
 def test_a_wedge_scan_shows_the_price_and_also_bought(
     window: KioskWindow, key_clock: FakeClock
 ) -> None:
