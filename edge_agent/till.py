@@ -147,6 +147,7 @@ from edge_agent.sync_worker import ClientSource, SyncStatus, SyncWorker
 from shared.barcodes import (
     DEFAULT_RULES,
     CommandScan,
+    LoyaltyFormat,
     LoyaltyScan,
     ProductScan,
     ReceiptScan,
@@ -167,7 +168,7 @@ from shared.errors import (
     StorageError,
 )
 from shared.identifiers import IDENTIFIER_KINDS, new_till_local_id, normalize_identifier
-from shared.money import Money
+from shared.money import format_amount
 from shared.protocol import CustomerPatch, InStoreEvent, ReceiptEmail
 from shared.receipt import Receipt, receipt_from_return, receipt_from_sale
 from shared.sale import Return, Sale
@@ -344,6 +345,7 @@ class Till:
         self._client = client if isinstance(client, HQClient) else None
         self._clock = clock
         self._rules = tuple(variable_rules)
+        self._loyalty = settings.loyalty_format
         self._card_reference = card_reference or _SimulatedTerminal()
         self._lock = threading.RLock()
         self._closed = False
@@ -841,7 +843,8 @@ class Till:
         kind, sep, rest = stripped.partition(":")
         if sep and kind.lower() in IDENTIFIER_KINDS:
             return self._identify(f"{kind.lower()}:{rest}")
-        scan = classify_scan(text, loyalty=self.settings.loyalty_format, rules=self._rules)
+        # ``stripped``: classify_scan strips whitespace too, and a bare code takes its fast path.
+        scan = classify_scan(stripped, loyalty=self._loyalty_format(), rules=self._rules)
         if isinstance(scan, CommandScan):
             return self._command(scan.command)
         if isinstance(scan, LoyaltyScan):
@@ -1452,10 +1455,17 @@ class Till:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _loyalty_format(self) -> LoyaltyFormat:
+        """``settings.loyalty_format``, made again only when the settings change."""
+        settings, fmt = self.settings, self._loyalty
+        if fmt.prefix != settings.loyalty_prefix or fmt.length != settings.loyalty_length:
+            fmt = self._loyalty = settings.loyalty_format
+        return fmt
+
     def _money(self, amount: int) -> str:
         shop = self.engine.shop
         try:
-            return Money(amount, shop.currency).format(shop.locale)
+            return format_amount(amount, shop.currency, shop.locale)
         except OmnitillError:
             return f"{amount} {shop.currency} minor units"
 

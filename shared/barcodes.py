@@ -126,9 +126,11 @@ _SYMBOLOGY_BY_LENGTH: Final[dict[int, GtinSymbology]] = {
     14: "GTIN-14",
 }
 
-#: Two-digit EAN-13 prefixes GS1 leaves to countries (02, 20-29) and companies (04, 40-49).
+#: How the GTIN-13 of a GS1 restricted-circulation prefix begins: 020-029 and 200-299 are left
+#: to each country's GS1 office (variable-measure labels), 040-049 to companies' internal use.
+#: 400-440 is Germany's ordinary prefix, not restricted: a rule there would misread real EANs.
 RESTRICTED_CIRCULATION_PREFIXES: Final[frozenset[str]] = frozenset(
-    ["02", "04", *(str(n) for n in range(20, 30)), *(str(n) for n in range(40, 50))]
+    ["02", "04", *(str(n) for n in range(20, 30))]
 )
 
 #: Barcodes the till prints for its own buttons ("CMD-TOTAL", "CMD-VOID"...).
@@ -193,12 +195,21 @@ class Gtin:
         return self.digits
 
 
+def _mod10(body: str) -> int:
+    """The GS1 mod-10 check digit for ``body``, which must be ASCII digits (not checked here)."""
+    # The digit next to the check digit has weight 3, whatever the length. Summing the ASCII
+    # codes and taking off 48 ("0") per digit is exact and several times faster than int() per
+    # digit, which counts on a scan.
+    codes = body.encode("ascii")
+    weighted = 3 * sum(codes[-1::-2]) + sum(codes[-2::-2])
+    total = weighted - 48 * (3 * ((len(codes) + 1) // 2) + len(codes) // 2)
+    return -total % 10
+
+
 def gtin_check_digit(body: str) -> int:
     """The GS1 mod-10 check digit for ``body``, the code without its check digit."""
     _require_digits(body, what="number to compute a check digit for")
-    # The digit next to the check digit has weight 3, whatever the length.
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return (10 - total % 10) % 10
+    return _mod10(body)
 
 
 def make_gtin(body: str) -> str:
@@ -228,13 +239,18 @@ def parse_gtin(code: str) -> Gtin:
             "digits only",
             code=text,
         )
+    return _gtin_of_digits(text)
+
+
+def _gtin_of_digits(text: str) -> Gtin:
+    """:func:`parse_gtin` of ``text`` once it is known to be ASCII digits, nothing around them."""
     symbology = _SYMBOLOGY_BY_LENGTH.get(len(text))
     if symbology is None:
         raise BarcodeFormatError(
             f"Barcode {text} has {len(text)} digits; a product barcode has 8, 12, 13 or 14",
             code=text,
         )
-    expected = gtin_check_digit(text[:-1])
+    expected = _mod10(text[:-1])
     found = int(text[-1])
     if found != expected:
         raise CheckDigitError(
@@ -324,7 +340,7 @@ class VariableMeasureRule:
         if self.prefix not in RESTRICTED_CIRCULATION_PREFIXES:
             raise ValueError(
                 f"Variable-measure prefix {self.prefix!r} is not a GS1 restricted circulation "
-                "prefix (02, 04, 20-29 or 40-49)"
+                "prefix (02, 04 or 20-29)"
             )
         if self.kind not in ("price", "weight"):
             raise ValueError(
@@ -388,7 +404,30 @@ class VariableMeasure:
 
 def _rule_for(prefix: str, rules: Sequence[VariableMeasureRule]) -> VariableMeasureRule | None:
     # The first rule wins, so a chain can put its own rules in front of a country's.
+    if type(rules) is tuple:
+        return _rule_index(rules).get(prefix)
     return next((rule for rule in rules if rule.prefix == prefix), None)
+
+
+# Rule tuples by id, with each prefix's first rule: a till passes the same tuple with every scan.
+# An entry holds its tuple, so the id cannot be reused while it is here; tuples of frozen rules
+# cannot change, lists can (they are searched every time).
+_RULE_INDEXES: dict[
+    int, tuple[tuple[VariableMeasureRule, ...], dict[str, VariableMeasureRule]]
+] = {}
+
+
+def _rule_index(rules: tuple[VariableMeasureRule, ...]) -> dict[str, VariableMeasureRule]:
+    entry = _RULE_INDEXES.get(id(rules))
+    if entry is not None and entry[0] is rules:
+        return entry[1]
+    index: dict[str, VariableMeasureRule] = {}
+    for rule in rules:
+        index.setdefault(rule.prefix, rule)
+    if len(_RULE_INDEXES) >= 16:
+        _RULE_INDEXES.clear()
+    _RULE_INDEXES[id(rules)] = (rules, index)
+    return index
 
 
 def _measure_of(gtin: Gtin, rules: Sequence[VariableMeasureRule]) -> VariableMeasure | None:
@@ -396,6 +435,10 @@ def _measure_of(gtin: Gtin, rules: Sequence[VariableMeasureRule]) -> VariableMea
     if gtin.gtin14[0] != "0":
         return None
     ean13 = gtin.gtin14[1:]
+    # Every rule's prefix is a restricted circulation prefix (VariableMeasureRule checks it), so
+    # the other codes, nearly every product scanned, need not look through the rules.
+    if ean13[:2] not in RESTRICTED_CIRCULATION_PREFIXES:
+        return None
     rule = _rule_for(ean13[:2], rules)
     if rule is None:
         return None
@@ -634,6 +677,19 @@ def classify_scan(
     if not receipt_prefix or _is_digits(receipt_prefix):
         # A numeric prefix would swallow the GTINs that start with it.
         raise ValueError(f"The receipt prefix must contain a letter, not {receipt_prefix!r}")
+    if code.isdigit() and code.isascii():
+        # The common scan, a bare product barcode. For ASCII digits the general path below does
+        # nothing until the loyalty prefix: there is no noise to strip nor unreadable character,
+        # and neither "CMD-" nor a receipt prefix (which has a non-digit, and no character
+        # upper-cases to a digit) can start them. Property-tested equal to _classify_text.
+        return _classify_digits(code, loyalty, rules)
+    return _classify_text(code, loyalty, rules, receipt_prefix)
+
+
+def _classify_text(
+    code: str, loyalty: LoyaltyFormat, rules: Sequence[VariableMeasureRule], receipt_prefix: str
+) -> ScanKind:
+    """:func:`classify_scan` for any line, by the general rules (``receipt_prefix`` checked)."""
     text = _strip_scanner_noise(code)
     if not text:
         raise BarcodeFormatError("Nothing was scanned: the code is empty", code=text)
@@ -674,11 +730,18 @@ def classify_scan(
         raise BarcodeFormatError(
             f"{text!r} is not a product, loyalty card, receipt or command code", code=text
         )
+    return _classify_digits(text, loyalty, rules)
+
+
+def _classify_digits(
+    text: str, loyalty: LoyaltyFormat, rules: Sequence[VariableMeasureRule]
+) -> ScanKind:
+    """What a scan of ASCII digits (and nothing else) is: loyalty card, scale label or product."""
     # Loyalty first: its Luhn digit would fail as a GTIN. A GTIN of another length that merely
     # starts with the loyalty prefix stays a product.
     if text.startswith(loyalty.prefix) and (len(text) == loyalty.length or not is_valid_gtin(text)):
         return LoyaltyScan(parse_loyalty_number(text, loyalty))
-    gtin = parse_gtin(text)
+    gtin = _gtin_of_digits(text)
     measure = _measure_of(gtin, rules)
     if measure is not None:
         return VariableMeasureScan(measure)

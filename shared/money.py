@@ -29,7 +29,8 @@ Rules:
   front ("€12.30", "-$5.00") or the code and a space ("CHF 12.30"); the decimal-comma locales
   of continental Europe put it after ("12,30 €", "-12,30 CHF"), except Switzerland and
   Liechtenstein, which write "CHF 12.30". There is no thousands grouping, and the output is
-  always accepted by ``Money.parse``.
+  always accepted by ``Money.parse``. ``format_amount`` writes the same text for an amount in
+  minor units without making a ``Money`` (a till writes a few with every scan).
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 
 from shared.errors import MoneyError
 
-__all__ = ["CURRENCIES", "Money", "minor_units", "sum_money"]
+__all__ = ["CURRENCIES", "Money", "format_amount", "minor_units", "sum_money"]
 
 #: ISO 4217 codes Omnitill accepts, with their minor-unit exponent (number of decimals).
 CURRENCIES: Mapping[str, int] = MappingProxyType(
@@ -269,6 +271,40 @@ def _locale_parts(locale: str) -> tuple[str, str]:
     return language, region
 
 
+def _format_style(currency: object, locale: str) -> tuple[int, str, str, str]:
+    """How amounts in ``currency`` are written in ``locale``: decimals, decimal separator, and
+    the text before and after the number (the currency's symbol or code, see the docstring)."""
+    code = _currency_code(currency)
+    language, region = _locale_parts(locale)
+    symbol = _SYMBOLS.get(code)
+    if language in _COMMA_LANGUAGES and region not in _POINT_REGIONS:
+        return CURRENCIES[code], ",", "", f" {symbol or code}"
+    if symbol:
+        return CURRENCIES[code], ".", symbol, ""
+    return CURRENCIES[code], ".", f"{code} ", ""
+
+
+# A till writes a few amounts for every scan, always in its store's currency and locale. Errors
+# (an unknown currency) are not cached: every such call raises.
+_cached_format_style = lru_cache(maxsize=64)(_format_style)
+
+
+def _format(amount: int, currency: object, locale: str) -> str:
+    if type(currency) is str and type(locale) is str:
+        style = _cached_format_style(currency, locale)
+    else:  # possibly unhashable: let _format_style say what is wrong
+        style = _format_style(currency, locale)
+    exponent, separator, before, after = style
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{before}{_digits_text(abs(amount), exponent, separator)}{after}"
+
+
+def format_amount(amount: int, currency: str, locale: str = "en") -> str:
+    """``Money(amount, currency).format(locale)``, without making the ``Money``: the same text
+    and the same errors, for the amounts a till writes in every message."""
+    return _format(_checked_amount(amount), currency, locale)
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     """An amount in integer minor units of one currency: ``Money(1230, "EUR")`` is 12.30 €."""
@@ -324,18 +360,7 @@ class Money:
 
     def format(self, locale: str = "en") -> str:
         """The amount for a receipt or screen: "€12.30" (en), "12,30 €" (de), "CHF 12.30"."""
-        language, region = _locale_parts(locale)
-        comma_style = language in _COMMA_LANGUAGES and region not in _POINT_REGIONS
-        number = _digits_text(
-            abs(self.amount), CURRENCIES[self.currency], "," if comma_style else "."
-        )
-        sign = "-" if self.amount < 0 else ""
-        symbol = _SYMBOLS.get(self.currency)
-        if comma_style:
-            return f"{sign}{number} {symbol or self.currency}"
-        if symbol:
-            return f"{sign}{symbol}{number}"
-        return f"{sign}{self.currency} {number}"
+        return _format(self.amount, self.currency, locale)
 
     def allocate(self, ratios: Sequence[int]) -> list[Money]:
         """Split this amount in proportion to ``ratios``; the parts add up to exactly this amount.

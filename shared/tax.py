@@ -109,6 +109,16 @@ def _round_half_away_from_zero(numerator: int, denominator: int) -> int:
     return quotient if numerator >= 0 else -quotient
 
 
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+#: Rates :func:`line_tax` has accepted, with their exact fractions: a store has a handful of
+#: rates and taxes every line with one of them. Keyed by value (Decimal("7") and Decimal("7.0")
+#: are one rate with one fraction); only exact ``Decimal`` keys are looked up, since ``7.0`` (a
+#: float, refused) is equal to them too. Bounded: when full, further rates are checked each time.
+_RATE_FRACTIONS: dict[Decimal, tuple[int, int]] = {}
+_RATE_FRACTIONS_SIZE = 256
+
+
 def _checked_rate(rate: object, where: str) -> Decimal:
     if isinstance(rate, bool | float):
         raise TaxError(
@@ -121,7 +131,7 @@ def _checked_rate(rate: object, where: str) -> Decimal:
         raise TaxError(
             f"Tax rate {rate!r}{where} must be a decimal percentage such as Decimal('20')"
         )
-    if not rate.is_finite() or not Decimal(0) <= rate < Decimal(100):
+    if not rate.is_finite() or not _ZERO <= rate < _HUNDRED:
         raise TaxError(
             f"Tax rate {rate}%{where} is not possible: a rate is at least 0 and below 100 percent"
         )
@@ -148,8 +158,22 @@ def _checked_amount(amount: object, where: str) -> int:
     return amount
 
 
-def _line_tax(amount: int, rate: Decimal, mode: TaxMode) -> LineTax:
-    numerator, denominator = rate.as_integer_ratio()
+def _rate_fraction(rate: object, where: str) -> tuple[int, int]:
+    """``_checked_rate(rate, where).as_integer_ratio()``, remembered for rates seen before."""
+    if type(rate) is Decimal:
+        try:
+            return _RATE_FRACTIONS[rate]
+        except (KeyError, TypeError):  # TypeError: a signalling NaN, which cannot be hashed
+            pass
+    fraction = _checked_rate(rate, where).as_integer_ratio()
+    if type(rate) is Decimal and len(_RATE_FRACTIONS) < _RATE_FRACTIONS_SIZE:
+        _RATE_FRACTIONS[rate] = fraction
+    return fraction
+
+
+def _line_tax(amount: int, fraction: tuple[int, int], mode: TaxMode) -> LineTax:
+    """Net, tax and gross of ``amount`` at the rate ``fraction`` (numerator, denominator) %."""
+    numerator, denominator = fraction
     if mode == "inclusive":
         # gross × rate / (100 + rate) with rate = numerator / denominator
         tax = _round_half_away_from_zero(amount * numerator, 100 * denominator + numerator)
@@ -165,7 +189,7 @@ def line_tax(amount_minor: int, rate: Decimal, mode: TaxMode) -> LineTax:
     Negative amounts (return lines) give exactly the negated result of the positive amount.
     """
     return _line_tax(
-        _checked_amount(amount_minor, ""), _checked_rate(rate, ""), _checked_mode(mode)
+        _checked_amount(amount_minor, ""), _rate_fraction(rate, ""), _checked_mode(mode)
     )
 
 
@@ -177,7 +201,9 @@ def basket_tax(lines: Sequence[tuple[int, Decimal]], mode: TaxMode) -> BasketTax
     for number, (amount, rate) in enumerate(lines, start=1):
         where = f" on line {number}"
         checked_rate = _checked_rate(rate, where)
-        line = _line_tax(_checked_amount(amount, where), checked_rate, checked_mode)
+        line = _line_tax(
+            _checked_amount(amount, where), checked_rate.as_integer_ratio(), checked_mode
+        )
         taxed.append(line)
         by_rate[checked_rate] = by_rate.get(checked_rate, _NO_TAX) + line
     total = sum(taxed, _NO_TAX)

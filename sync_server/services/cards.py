@@ -275,14 +275,15 @@ def refresh_dirty_cards(db: Database, *, limit: int = 50) -> int:
     with db.write() as conn:
         # A card built from data that has changed since must not replace a newer one: write
         # only for customers whose version is still the one leased, and clear those rows.
-        current = {
-            UUID(str(r.customer_id)): int(r.version)
-            for r in conn.execute(
-                sa.select(dirty_cards.c.customer_id, dirty_cards.c.version).where(
-                    dirty_cards.c.customer_id.in_(list(leased))
-                )
-            )
-        }
+        # FOR UPDATE on PostgreSQL: an erasure or a merge running now deletes or bumps these
+        # rows in its own transaction; without the lock this read would see them unchanged
+        # until it commits, and an old card could land on the feed after its tombstone.
+        check = sa.select(dirty_cards.c.customer_id, dirty_cards.c.version).where(
+            dirty_cards.c.customer_id.in_(list(leased))
+        )
+        if conn.dialect.name == "postgresql":
+            check = check.with_for_update()
+        current = {UUID(str(r.customer_id)): int(r.version) for r in conn.execute(check)}
         unchanged = {c for c, v in leased.items() if current.get(c) == v}
         feed.record_changes(conn, [r for r in rows if UUID(r["key"]) in unchanged])
         if unchanged:

@@ -585,3 +585,10 @@ def test_any_product_gtin_classifies_as_itself(body: str, noise: str) -> None:
     else:
         assert isinstance(scanned, VariableMeasureScan)
         assert scanned.measure.code == parse_gtin(code).gtin14[1:]
+
+
+@pytest.mark.parametrize("prefix", ["40", "43", "49", "00", "30"])
+def test_a_scale_rule_on_an_ordinary_country_prefix_is_refused(prefix: str) -> None:
+    # 400-440 is Germany: a rule there would read every German EAN as a price label.
+    with pytest.raises(ValueError, match="restricted circulation"):
+        VariableMeasureRule(prefix=prefix, kind="price")
