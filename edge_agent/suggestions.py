@@ -253,32 +253,9 @@ def suggest_for_basket(
         for other, scaled in pairs:
             score[other] = get(other, 0.0) + weight * scaled
 
-    # The other sources, in order; for each candidate their largest contribution (the first
-    # one wins a tie) and its reason.
-    other_best: dict[str, tuple[float, str]] = {}
-    prices: dict[str, int] = {}
-
-    def add(sku: str, points: float, reason: str) -> bool:
-        if sku in dropped:
-            return False
-        score[sku] = get(sku, 0.0) + points
-        found = other_best.get(sku)
-        if found is None or points > found[0]:
-            other_best[sku] = (points, reason)
-        return True
-
-    personal_reason = f"Picked for {customer_name}" if customer_name else "Picked for you"
-    for sku, scaled in _scaled(personal)[0]:
-        add(sku, PERSONAL_WEIGHT * scaled, personal_reason)
-
-    for signals, boost, words in (
-        (viewed, VIEWED_BOOST, "Viewed online"),
-        (cart, CART_BOOST, "Left in online cart"),
-    ):
-        for item in signals:
-            added = add(item.sku, boost * _decay(item.at, now), words + _when(item.at, now, tz))
-            if added and item.price_minor is not None:
-                prices[item.sku] = item.price_minor
+    other_best, prices = _add_other_sources(
+        score, dropped, _scaled(personal)[0], customer_name, viewed, cart, now, tz
+    )
 
     out: list[Suggestion] = []
     for sku, value in _ranked(score):
@@ -313,6 +290,47 @@ def suggest_for_basket(
         if len(out) >= n:
             break
     return out
+
+
+def _add_other_sources(
+    score: dict[str, float],
+    dropped: set[str],
+    personal_pairs: Sequence[tuple[str, float]],
+    customer_name: str | None,
+    viewed: Sequence[CardItem],
+    cart: Sequence[CardItem],
+    now: datetime,
+    tz: tzinfo,
+) -> tuple[dict[str, tuple[float, str]], dict[str, int]]:
+    """Add the sources other than the basket's lists to ``score``, in order (personal list,
+    viewed online, left in cart); return each candidate's largest such contribution with its
+    reason (the first wins a tie) and the web prices seen."""
+    get = score.get
+    other_best: dict[str, tuple[float, str]] = {}
+    prices: dict[str, int] = {}
+
+    def add(sku: str, points: float, reason: str) -> bool:
+        if sku in dropped:
+            return False
+        score[sku] = get(sku, 0.0) + points
+        found = other_best.get(sku)
+        if found is None or points > found[0]:
+            other_best[sku] = (points, reason)
+        return True
+
+    if personal_pairs:
+        personal_reason = f"Picked for {customer_name}" if customer_name else "Picked for you"
+        for sku, scaled in personal_pairs:
+            add(sku, PERSONAL_WEIGHT * scaled, personal_reason)
+    for signals, boost, words in (
+        (viewed, VIEWED_BOOST, "Viewed online"),
+        (cart, CART_BOOST, "Left in online cart"),
+    ):
+        for item in signals:
+            added = add(item.sku, boost * _decay(item.at, now), words + _when(item.at, now, tz))
+            if added and item.price_minor is not None:
+                prices[item.sku] = item.price_minor
+    return other_best, prices
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,30 +604,9 @@ class BasketRanker:
                 weight = 1.0 / (1.0 + age)  # recency_weight(age)
                 for other, scaled in kept.exact_pairs:
                     score[other] = get(other, 0.0) + weight * scaled
-        other_best: dict[str, tuple[float, str]] = {}
-        prices: dict[str, int] = {}
-
-        def add(sku: str, points: float, reason: str) -> bool:
-            if sku in dropped:
-                return False
-            score[sku] = get(sku, 0.0) + points
-            found = other_best.get(sku)
-            if found is None or points > found[0]:
-                other_best[sku] = (points, reason)
-            return True
-
-        if personal_pairs:
-            personal_reason = f"Picked for {customer_name}" if customer_name else "Picked for you"
-            for sku, scaled in personal_pairs:
-                add(sku, PERSONAL_WEIGHT * scaled, personal_reason)
-        for signals, boost, words in (
-            (viewed, VIEWED_BOOST, "Viewed online"),
-            (cart, CART_BOOST, "Left in online cart"),
-        ):
-            for item in signals:
-                added = add(item.sku, boost * _decay(item.at, now), words + _when(item.at, now, tz))
-                if added and item.price_minor is not None:
-                    prices[item.sku] = item.price_minor
+        other_best, prices = _add_other_sources(
+            score, dropped, personal_pairs, customer_name, viewed, cart, now, tz
+        )
 
         # Candidates best first: a heap of (-score, source, position). Source -1 is the exact
         # set, sorted; source i >= 0 is order[i]'s list (weight 1 / (1 + i)), read best first,

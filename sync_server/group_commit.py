@@ -130,9 +130,7 @@ class GroupCommitter(Generic[T, R]):
             outcomes = self._apply([w.item for w in group])
             if len(outcomes) != len(group):
                 raise RuntimeError(f"{self._name}: {len(outcomes)} outcomes for {len(group)} items")
-        except BaseException as exc:  # the whole group failed: every waiter hears why
-            if not isinstance(exc, Exception):
-                raise
+        except Exception as exc:  # the whole group failed: every waiter hears why
             log.warning("%s: a group of %d failed: %s", self._name, len(group), exc)
             outcomes = [exc] * len(group)
         self.groups += 1

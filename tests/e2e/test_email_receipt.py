@@ -21,11 +21,10 @@ from edge_agent.store import LocalStore
 from edge_agent.till import Till
 from hardware_sim.smtp import SmtpSink
 from shared.receipt import Receipt
-from sync_server.config import Settings
 from sync_server.db.engine import Database
 from tests.edge_agent import factories as f
-from tests.support.server import ADMIN_TOKEN, wait_for
-from tests.support.till import STORE, TILL, RestartableHq
+from tests.support.server import wait_for
+from tests.support.till import STORE, TILL, RestartableHq, mailing_hq_settings
 
 
 @pytest.fixture
@@ -42,21 +41,7 @@ def hq(tmp_path: Path, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> Itera
     db = Database(url)
     db.migrate()
     server = RestartableHq(url, db)
-    settings = Settings(
-        db_url=url,
-        admin_token=ADMIN_TOKEN,
-        card_worker_interval_s=0.05,
-        public_url=server.base_url,
-        mail_enabled=True,
-        mail_from="Omnitill Demo Berlin <receipts@shop.example>",
-        smtp_host="127.0.0.1",
-        smtp_port=sink.port,
-        smtp_security="none",
-        smtp_timeout_s=5,
-        mail_worker_interval_s=0.05,
-        mail_retry_initial_s=0.2,
-        mail_retry_max_s=0.4,
-    )
+    settings = mailing_hq_settings(url, public_url=server.base_url, smtp_port=sink.port)
     monkeypatch.setattr(till_support, "hq_settings", lambda _url: settings)
     try:
         yield server

@@ -25,12 +25,13 @@ from edge_agent.store import LocalStore
 from shared.identifiers import Identifier
 from shared.sale import Sale
 from shared.wire import utc_now
+from sync_server.config import Settings
 from sync_server.db.engine import Database
 from sync_server.db.schema import changes, orders
 from sync_server.main import create_app
 from sync_server.services import identity
 from tests.shared.factories import make_sale
-from tests.support.server import STARTUP_TIMEOUT_S, free_port, hq_settings
+from tests.support.server import ADMIN_TOKEN, STARTUP_TIMEOUT_S, free_port, hq_settings
 
 STORE = "S001"
 TILL = "S001-T1"
@@ -109,6 +110,26 @@ def hq_running(tmp_path: Path) -> Iterator[RestartableHq]:
     finally:
         hq.stop()
         db.dispose()
+
+
+def mailing_hq_settings(url: str, *, public_url: str, smtp_port: int) -> Settings:
+    """HQ settings with mail on, sent quickly (short worker and retry intervals) to a local
+    SMTP sink without TLS."""
+    return Settings(
+        db_url=url,
+        admin_token=ADMIN_TOKEN,
+        card_worker_interval_s=0.05,
+        public_url=public_url,
+        mail_enabled=True,
+        mail_from="Omnitill Demo Berlin <receipts@shop.example>",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_security="none",
+        smtp_timeout_s=5,
+        mail_worker_interval_s=0.05,
+        mail_retry_initial_s=0.2,
+        mail_retry_max_s=0.4,
+    )
 
 
 def hq_orders(db: Database) -> list[str]:

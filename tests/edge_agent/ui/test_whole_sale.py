@@ -34,15 +34,13 @@ from hardware_sim.printer import PrinterSimulator
 from hardware_sim.smtp import SmtpSink
 from shared.identifiers import Identifier
 from shared.wire import utc_now
-from sync_server.config import Settings
 from sync_server.db.engine import Database
 from sync_server.db.schema import events
 from sync_server.services import feed as hq_feed
 from sync_server.services import identity
 from tests.edge_agent import factories as f
 from tests.edge_agent.ui.support import LOYALTY, click, open_window, table_text
-from tests.support.server import ADMIN_TOKEN
-from tests.support.till import STORE, TILL, RestartableHq, hq_orders
+from tests.support.till import STORE, TILL, RestartableHq, hq_orders, mailing_hq_settings
 
 WAIT_MS = 20_000
 
@@ -61,21 +59,7 @@ def hq(tmp_path: Path, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> Itera
     db = Database(url)
     db.migrate()
     server = RestartableHq(url, db)
-    settings = Settings(
-        db_url=url,
-        admin_token=ADMIN_TOKEN,
-        card_worker_interval_s=0.05,
-        public_url=server.base_url,
-        mail_enabled=True,
-        mail_from="Omnitill Demo Berlin <receipts@shop.example>",
-        smtp_host="127.0.0.1",
-        smtp_port=sink.port,
-        smtp_security="none",
-        smtp_timeout_s=5,
-        mail_worker_interval_s=0.05,
-        mail_retry_initial_s=0.2,
-        mail_retry_max_s=0.4,
-    )
+    settings = mailing_hq_settings(url, public_url=server.base_url, smtp_port=sink.port)
     monkeypatch.setattr(till_support, "hq_settings", lambda _url: settings)
     load_catalogue(db)
     add_maria(db)
