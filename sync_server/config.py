@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         "up: under a burst of sales it falls behind and catches up afterwards, so ingest keeps "
         "the machine.",
     )
+    recs_max_defer_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SQLite, recommendation counting waits while pushes queue up for the "
+        "database's one write lock (ingest first), but never longer than this since its last "
+        "run; 0 never waits.",
+    )
     recs_lists_interval_s: float = Field(
         default=5.0,
         gt=0,

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -62,6 +64,8 @@ class GroupCommitter(Generic[T, R]):
         self._stopping = False
         self.groups = 0
         self.items = 0
+        #: When a group last started with more items still waiting behind it (monotonic).
+        self._last_backlog_at = -math.inf
 
     def start(self) -> None:
         if self._thread is not None:
@@ -83,6 +87,14 @@ class GroupCommitter(Generic[T, R]):
     @property
     def running(self) -> bool:
         return self._thread is not None and not self._stopping
+
+    def saturated(self, within: float = 0.5) -> bool:
+        """Whether items had to wait behind a full group in the last ``within`` seconds.
+
+        Background work that takes the same database write lock (recommendation counting)
+        yields while this is true: the tills' pushes come first.
+        """
+        return time.monotonic() - self._last_backlog_at < within
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait for its outcome (raised if it is an error)."""
@@ -109,6 +121,8 @@ class GroupCommitter(Generic[T, R]):
                     stop_after = True
                     break
                 group.append(more)
+            if not self._queue.empty():
+                self._last_backlog_at = time.monotonic()
             self._run_group(group)
             if stop_after:
                 self._drain()

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_S = 3600.0
 SWITCH_INTERVAL_S = 0.0005
+#: How often a background job that yields to ingest looks again.
+YIELD_POLL_S = 0.25
 
 
 class MetricsMiddleware:
@@ -81,23 +83,41 @@ async def _every(
     interval: float,
     name: str,
     job: Any,
+    database: Database,
     *args: Any,
     max_share: float = 1.0,
+    yield_to: Callable[[], bool] | None = None,
+    max_defer_s: float = 0.0,
     **kwargs: Any,
 ) -> None:
-    """Run ``job`` in a worker thread every ``interval`` seconds until ``stop`` is set.
+    """Run ``job(database, ...)`` in a worker thread every ``interval`` seconds until ``stop``.
 
+    Every server process runs these loops, but a job runs in one process at a time
+    (``Database.turn``); a process that finds the job running elsewhere waits its interval.
     While the job reports more work waiting (a truthy result) it runs again at once, but never
     more than ``max_share`` of the time: after a run of ``t`` seconds it rests
-    ``t * (1 / max_share - 1)``. Stopping waits for a job in flight: cancelling the task would
-    not stop its thread, which would go on using a database the shutdown is about to dispose.
+    ``t * (1 / max_share - 1)``. While ``yield_to()`` is true (ingest has pushes queued) the job
+    waits, but never more than ``max_defer_s`` since it last ran. Stopping waits for a job in
+    flight: cancelling the task would not stop its thread, which would go on using a database
+    the shutdown is about to dispose.
     """
     rest_factor = 1.0 / max_share - 1.0
+    last_ran = time.monotonic()
     while not stop.is_set():
         try:
             while not stop.is_set():
+                while (
+                    yield_to is not None
+                    and yield_to()
+                    and time.monotonic() - last_ran < max_defer_s
+                    and not stop.is_set()
+                ):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), YIELD_POLL_S)
                 started = time.perf_counter()
-                if not await run_in_threadpool(job, *args, **kwargs):
+                more = await run_in_threadpool(_in_turn, name, job, database, *args, **kwargs)
+                last_ran = time.monotonic()
+                if not more:
                     break
                 rest = (time.perf_counter() - started) * rest_factor
                 if rest > 0:
@@ -107,6 +127,11 @@ async def _every(
             log.exception("background job %s failed; retrying in %.1f s", name, interval)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+
+
+def _in_turn(name: str, job: Any, database: Database, *args: Any, **kwargs: Any) -> Any:
+    with database.turn(name) as mine:
+        return job(database, *args, **kwargs) if mine else 0
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
@@ -123,6 +148,15 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         # the lookup p99 by about a quarter under load, p50 unchanged (docs/benchmarks.md).
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        committer = None
+        if database.is_sqlite:
+            committer = GroupCommitter(
+                partial(ingest.apply_pushes, database), name="ingest group commit"
+            )
+            committer.start()
+        # On SQLite, recommendation counting shares ingest's one write lock: it waits while
+        # pushes are queued (bounded by recs_max_defer_s). PostgreSQL writers run side by side.
+        ingest_saturated = committer.saturated if committer is not None else None
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(
@@ -143,6 +177,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                     database,
                     config=recs.default_config(),
                     max_share=settings.recs_worker_max_share,
+                    yield_to=ingest_saturated,
+                    max_defer_s=settings.recs_max_defer_s,
                 )
             ),
             asyncio.create_task(
@@ -154,6 +190,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                     database,
                     config=recs.default_config(),
                     max_share=settings.recs_worker_max_share,
+                    yield_to=ingest_saturated,
+                    max_defer_s=settings.recs_max_defer_s,
                 )
             ),
             asyncio.create_task(
@@ -182,12 +220,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             )
         else:
             log.info("mail disabled: receipts by email wait in the queue (OMNITILL_MAIL_ENABLED)")
-        committer = None
-        if database.is_sqlite:
-            committer = GroupCommitter(
-                partial(ingest.apply_pushes, database), name="ingest group commit"
-            )
-            committer.start()
         app.state.ingest_committer = committer
         log.info("HQ server ready on %s database", database.dialect)
         try:

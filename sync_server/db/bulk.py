@@ -117,3 +117,52 @@ def bulk_add(
             conn.exec_driver_sql(sql, part)
         else:
             conn.exec_driver_sql(sql, [tuple(row[i] for i in order) for row in part])
+
+
+class RowCodec:
+    """One table's rows as the driver takes them, made before the insert.
+
+    The values of a row are given in the table's column order (``names``); :meth:`encode`
+    applies each column's bind processor (the stored form is exactly what a SQLAlchemy insert
+    stores), so rows can be made outside a transaction and :meth:`insert` only hands them to
+    the driver. Ingest builds its rows this way before it takes SQLite's write lock.
+    """
+
+    def __init__(self, table: sa.Table, dialect: Dialect, *, ignore: bool = False) -> None:
+        self.table = table
+        self.names = tuple(c.name for c in table.c)
+        self._sql, order, procs = _compiled(table, self.names, dialect, ignore)
+        if order is not None and order != tuple(range(len(self.names))):
+            raise RuntimeError(f"{table.name}: INSERT parameters not in column order")
+        self._named = order is None  # psycopg takes named parameters
+        self._procs = procs
+        self._proc_of = dict(zip(self.names, procs, strict=True))
+
+    def position(self, name: str) -> int:
+        return self.names.index(name)
+
+    def value(self, name: str, value: Any) -> Any:
+        """One column's driver value."""
+        proc = self._proc_of[name]
+        return value if proc is None or value is None else proc(value)
+
+    def row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A whole row's driver values (``values`` in column order)."""
+        return tuple(
+            v if p is None or v is None else p(v) for v, p in zip(values, self._procs, strict=True)
+        )
+
+    def insert(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self._named:
+            names = self.names
+            conn.exec_driver_sql(self._sql, [dict(zip(names, row, strict=True)) for row in rows])
+        else:
+            conn.exec_driver_sql(self._sql, rows)
+
+
+@lru_cache(maxsize=64)
+def row_codec(table: sa.Table, dialect: Dialect, *, ignore: bool = False) -> RowCodec:
+    """The :class:`RowCodec` of ``table`` on ``dialect`` (made once)."""
+    return RowCodec(table, dialect, ignore=ignore)

@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,42 @@ class Database:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextmanager
+    def turn(self, job: str) -> Iterator[bool]:
+        """Whether this process may run background ``job`` now; held until the block ends.
+
+        Every server process runs the same background loops; two of them counting the same new
+        orders at once would waste the work of one (the second's write is refused). The turn is
+        a non-blocking lock: ``flock`` of ``<database>.<job>.lock`` on a SQLite file, a session
+        advisory lock on PostgreSQL. A process that does not get it skips this round.
+        """
+        if self.is_sqlite:
+            if self._lock_path is None:  # in memory: one process
+                yield True
+                return
+            path = f"{self.url.database}.{_slug(job)}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                yield True
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
+            return
+        key = zlib.crc32(f"omnitill background {job}".encode())
+        with self.engine.connect() as conn:
+            mine = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
+            conn.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+                    conn.commit()
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         with translate_errors(), self.engine.connect() as conn:
             yield conn
@@ -126,6 +163,10 @@ class Database:
                 if self._file_lock is not None:
                     os.close(self._file_lock)
                     self._file_lock = None
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower())
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -34,7 +34,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 
 from shared.errors import (
@@ -53,6 +53,7 @@ from shared.protocol import (
     Op,
     OpPayload,
     OpResult,
+    OpStatus,
     PushRequest,
     PushResponse,
     ReceiptEmail,
@@ -61,7 +62,7 @@ from shared.protocol import (
 )
 from shared.sale import Return, Sale, check_return_totals, check_totals
 from shared.wire import utc_now
-from sync_server.db.bulk import bulk_insert
+from sync_server.db.bulk import bulk_insert, row_codec
 from sync_server.db.engine import Database, translate_errors
 from sync_server.db.schema import (
     events,
@@ -83,9 +84,9 @@ log = logging.getLogger(__name__)
 class _Batch:
     """Rows collected while walking a push, written with one executemany per table."""
 
-    ops: list[dict[str, Any]] = field(default_factory=list)
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    ops: list[tuple[Any, ...]] = field(default_factory=list)
+    orders: list[tuple[Any, ...]] = field(default_factory=list)
+    lines: list[tuple[Any, ...]] = field(default_factory=list)
     returns: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +94,9 @@ class _Batch:
     customers: set[UUID] = field(default_factory=set)
     verdicts: dict[str, int] = field(default_factory=dict)
     store_id: str = ""
+    #: The push's time of ingest, and its driver value for the rows.
+    now: datetime = field(default_factory=utc_now)
+    now_value: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,26 +112,134 @@ class PushOutcome:
     quarantined: int
 
 
-def apply_push(
-    db: Database,
-    till: Till,
-    request: PushRequest,
-    *,
-    backlog: int | None = None,
-    payloads: Sequence[OpPayload] | None = None,
-) -> PushOutcome:
-    """Apply one push from ``till``; see the module docstring for the rules.
+@dataclass(slots=True)
+class _SaleRows:
+    """A sale's rows, made from the payload alone before the write lock is taken.
 
-    ``backlog`` is the till's own count of ops still waiting in its outbox, for monitoring.
-    ``payloads``, when given, are the ops' payloads already validated (``parse_push``), in the
-    order of ``request.ops``.
+    ``head`` and ``tail`` are the order row's driver values around ``customer_id`` and
+    ``profile_id`` (which need the database); ``ingested_at`` is stamped under the lock.
+    ``error`` is why the sale will be rejected (origin, totals), once its op is reached.
     """
-    check_push(till, request)
+
+    head: tuple[Any, ...] = ()
+    tail: tuple[Any, ...] = ()
+    lines: list[tuple[Any, ...]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class PreparedPush:
+    """A push parsed and checked, its rows made: all the work that needs no database."""
+
+    till: Till
+    request: PushRequest
+    payloads: Sequence[OpPayload] | None
+    backlog: int | None
+    #: Per op: the op row's first driver values (op_id, till_id, seq, type) and, for a sale
+    #: whose payload parsed, its rows.
+    op_heads: list[tuple[Any, ...]]
+    sales: list[_SaleRows | None]
+
+
+@dataclass(slots=True)
+class _Applied:
+    """What a push did, in plain values; its response is built after the commit."""
+
+    results: list[tuple[UUID, OpStatus, str | None]]
+    last_seq: int
+    verdicts: dict[str, int]
+    quarantined: int
+
+
+class _Codecs:
+    """The driver rows of the tables a push writes most, for one engine."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.orders = row_codec(orders, dialect)
+        self.lines = row_codec(order_lines, dialect)
+        self.ops = row_codec(ops, dialect)
+        names = self.orders.names
+        self.customer_at = names.index("customer_id")
+        if names[self.customer_at + 1] != "profile_id" or names[-1] != "ingested_at":
+            raise RuntimeError("orders' columns are not in the order ingest writes them")
+        if self.ops.names[4:] != ("status", "error", "received_at"):
+            raise RuntimeError("ops' columns are not in the order ingest writes them")
+
+
+_CODECS: dict[str, _Codecs] = {}
+
+
+def _codecs(dialect: Dialect) -> _Codecs:
+    codecs = _CODECS.get(dialect.name)
+    if codecs is None:
+        codecs = _CODECS[dialect.name] = _Codecs(dialect)
+    return codecs
+
+
+def prepare_push(db: Database, push: RawPush) -> PreparedPush:
+    """Parse and check ``push`` and make its rows; raises what makes the whole push refused.
+
+    Raises ``pydantic.ValidationError`` for a malformed body and :class:`OmnitillError` for a
+    push this till may not send (:func:`check_push`). Needs no database connection: with
+    SQLite's one writer, this is the work done before the write lock is taken.
+    """
+    request, payloads = parse_push(push.body)
+    check_push(push.till, request)
+    codecs = _codecs(db.engine.dialect)
+    till_id = push.till.till_id
+    op_id = codecs.ops.value
+    op_heads = [(op_id("op_id", op.op_id), till_id, op.seq, op.type) for op in request.ops]
+    sales: list[_SaleRows | None] = [None] * len(request.ops)
+    if payloads is not None:
+        for index, payload in enumerate(payloads):
+            if isinstance(payload, Sale):
+                sales[index] = _sale_rows(codecs, push.till, payload)
+    return PreparedPush(push.till, request, payloads, push.backlog, op_heads, sales)
+
+
+def _sale_rows(codecs: _Codecs, till: Till, sale: Sale) -> _SaleRows:
+    try:
+        _check_origin(till, sale.store_id, sale.till_id, f"Sale {sale.sale_id}")
+        check_totals(sale)
+    except InvalidInput as exc:
+        return _SaleRows(error=exc.message)
+    order = codecs.orders.row(
+        (
+            sale.sale_id,
+            "store",
+            sale.store_id,
+            sale.till_id,
+            None,
+            None,
+            sale.receipt_number,
+            sale.created_at,
+            sale.currency,
+            sale.total_minor,
+            sale.tax_minor,
+            sale.model_dump_json(),
+            None,
+        )
+    )
+    at = codecs.customer_at
+    order_id = order[0]
+    return _SaleRows(
+        head=order[:at],
+        tail=order[at + 2 : -1],
+        lines=[
+            (order_id, line.line_no, line.sku, line.quantity, line.amount_minor)
+            for line in sale.lines
+        ],
+    )
+
+
+def apply_push(db: Database, prepared: PreparedPush) -> PushOutcome:
+    """Apply one prepared push in its own transaction; see the module docstring for the rules."""
     try:
         with db.write() as conn:
-            return _apply(conn, till, request, backlog, payloads)
+            applied = _apply(conn, prepared)
     except IntegrityError as exc:
         raise _conflict(exc) from exc
+    return _outcome(applied)
 
 
 def check_push(till: Till, request: PushRequest) -> None:
@@ -161,8 +273,7 @@ class RawPush:
 
 def apply_raw_push(db: Database, push: RawPush) -> PushOutcome:
     """Parse and apply one push in its own transaction; raises what apply_pushes returns."""
-    request, payloads = parse_push(push.body)
-    return apply_push(db, push.till, request, backlog=push.backlog, payloads=payloads)
+    return apply_push(db, prepare_push(db, push))
 
 
 def apply_pushes(db: Database, pushes: Sequence[RawPush]) -> list[PushOutcome | Exception]:
@@ -174,27 +285,25 @@ def apply_pushes(db: Database, pushes: Sequence[RawPush]) -> list[PushOutcome | 
     others go on. A failure of the transaction itself (:class:`StorageError`: disk full, a
     database error) is raised and nothing of the group is stored. Pushes of the same till in
     one group are applied in order and see each other's writes, exactly as one after the other.
+
+    Everything that needs no database (parsing, checks, the rows' values) is done first, so
+    the write lock is held only for the reads and inserts; responses are built after commit.
     """
     outcomes: list[PushOutcome | Exception | None] = [None] * len(pushes)
-    ready: list[tuple[int, PushRequest, Sequence[OpPayload] | None]] = []
+    ready: list[tuple[int, PreparedPush]] = []
     for index, push in enumerate(pushes):
         try:
-            request, payloads = parse_push(push.body)
-            check_push(push.till, request)
+            ready.append((index, prepare_push(db, push)))
         except (ValidationError, OmnitillError) as exc:
             outcomes[index] = exc
-            continue
-        ready.append((index, request, payloads))
+    applied: list[tuple[int, _Applied]] = []
     if ready:
         with db.write() as conn:
-            for index, parsed, parsed_payloads in ready:
-                push = pushes[index]
+            for index, prepared in ready:
                 savepoint = conn.begin_nested()
                 try:
                     with translate_errors():
-                        outcomes[index] = _apply(
-                            conn, push.till, parsed, push.backlog, parsed_payloads
-                        )
+                        done = _apply(conn, prepared)
                 except StorageError:
                     # The transaction itself is in doubt (SQLite rolls the whole of it back on
                     # a full disk, savepoints included): the group fails, nothing is stored.
@@ -204,11 +313,28 @@ def apply_pushes(db: Database, pushes: Sequence[RawPush]) -> list[PushOutcome | 
                     outcomes[index] = _conflict(exc) if isinstance(exc, IntegrityError) else exc
                 else:
                     savepoint.commit()
-    done: list[PushOutcome | Exception] = []
+                    applied.append((index, done))
+    for index, done in applied:
+        outcomes[index] = _outcome(done)
+    result: list[PushOutcome | Exception] = []
     for outcome in outcomes:
         assert outcome is not None  # every push was either refused or applied above
-        done.append(outcome)
-    return done
+        result.append(outcome)
+    return result
+
+
+def _outcome(applied: _Applied) -> PushOutcome:
+    return PushOutcome(
+        response=PushResponse.model_construct(
+            results=tuple(
+                OpResult.model_construct(op_id=op_id, status=status, error=error)
+                for op_id, status, error in applied.results
+            ),
+            last_seq=applied.last_seq,
+        ),
+        verdicts=applied.verdicts,
+        quarantined=applied.quarantined,
+    )
 
 
 # Built once: building a SELECT with a 100-value IN list per push cost more than running it.
@@ -222,13 +348,8 @@ _QUARANTINED = sa.select(quarantine.c.op_id, quarantine.c.reason).where(
 )
 
 
-def _apply(
-    conn: Connection,
-    till: Till,
-    request: PushRequest,
-    backlog: int | None,
-    payloads: Sequence[OpPayload] | None,
-) -> PushOutcome:
+def _apply(conn: Connection, prepared: PreparedPush) -> _Applied:
+    till, request, payloads = prepared.till, prepared.request, prepared.payloads
     query = _LAST_SEQ_FOR_UPDATE if conn.dialect.name == "postgresql" else _LAST_SEQ
     last_seq = int(conn.execute(query, {"till_id": till.till_id}).scalar_one())
     op_ids = {"op_ids": [op.op_id for op in request.ops]}
@@ -236,18 +357,20 @@ def _apply(
     for row in conn.execute(_QUARANTINED, op_ids):
         known[row.op_id] = _Stored(status="quarantined", error=row.reason)
     now = utc_now()
-    batch = _Batch(store_id=till.store_id)
-    results: list[OpResult] = []
+    codecs = _codecs(conn.dialect)
+    now_value = codecs.orders.value("ingested_at", now)
+    batch = _Batch(store_id=till.store_id, now=now, now_value=now_value)
+    results: list[tuple[UUID, OpStatus, str | None]] = []
     for index, op in enumerate(request.ops):
-        parsed = payloads[index] if payloads is not None else None
         if op.op_id in known:
             stored = known[op.op_id]
             if stored.status == "applied":
-                results.append(OpResult(op_id=op.op_id, status="duplicate"))
+                results.append((op.op_id, "duplicate", None))
             else:
-                results.append(OpResult(op_id=op.op_id, status="rejected", error=stored.error))
+                results.append((op.op_id, "rejected", stored.error))
             _count(batch, "duplicate")
             continue
+        parsed = payloads[index] if payloads is not None else None
         if op.seq <= last_seq:
             reason = (
                 f"seq {op.seq} was already used by another op (last applied is {last_seq}): "
@@ -266,7 +389,7 @@ def _apply(
                     "received_at": now,
                 }
             )
-            results.append(OpResult(op_id=op.op_id, status="rejected", error=reason))
+            results.append((op.op_id, "rejected", reason))
             _count(batch, "quarantined")
             continue
         if op.seq > last_seq + 1:
@@ -285,23 +408,14 @@ def _apply(
                 len(request.ops) - len(results),
             )
             break
-        error = _apply_op(conn, till, op, parsed, batch, now)
-        status = "applied" if error is None else "rejected"
-        batch.ops.append(
-            {
-                "op_id": op.op_id,
-                "till_id": till.till_id,
-                "seq": op.seq,
-                "type": op.type,
-                "status": status,
-                "error": error,
-                "received_at": now,
-            }
-        )
-        results.append(OpResult(op_id=op.op_id, status=status, error=error))
+        error = _apply_op(conn, till, op, parsed, prepared.sales[index], batch)
+        status: OpStatus = "applied" if error is None else "rejected"
+        batch.ops.append((*prepared.op_heads[index], status, error, batch.now_value))
+        results.append((op.op_id, status, error))
         _count(batch, status)
         last_seq = op.seq
     _flush(conn, batch)
+    backlog = prepared.backlog
     conn.execute(
         tills.update()
         .where(tills.c.till_id == till.till_id)
@@ -311,10 +425,11 @@ def _apply(
             **({} if backlog is None else {"backlog": max(0, backlog - len(results))}),
         )
     )
-    return PushOutcome(
-        response=PushResponse(results=tuple(results), last_seq=last_seq),
+    return _Applied(
+        results=results,
+        last_seq=last_seq,
         verdicts=batch.verdicts,
-        quarantined=len(batch.quarantine),
+        quarantined=batch.verdicts.get("quarantined", 0),
     )
 
 
@@ -327,21 +442,25 @@ def _apply_op(
     till: Till,
     op: Op,
     parsed: OpPayload | None,
+    rows: _SaleRows | None,
     batch: _Batch,
-    now: datetime,
 ) -> str | None:
     """Apply one op's effects (buffered in ``batch``); return a rejection reason or None."""
     try:
         payload = parsed if parsed is not None else parse_op_payload(op.type, op.payload)
         if isinstance(payload, Sale):
-            _sale(conn, till, payload, batch, now)
+            if rows is None:  # parsed here, one op at a time (another op of the push is bad)
+                rows = _sale_rows(_codecs(conn.dialect), till, payload)
+            if rows.error is not None:
+                return rows.error
+            _sale(conn, till, payload, rows, batch)
         elif isinstance(payload, Return):
-            _return(till, payload, batch, now)
+            _return(till, payload, batch, batch.now)
         elif isinstance(payload, CustomerPatch):
             _flush(conn, batch)  # the patch reads what earlier ops of this batch wrote
             batch.customers.update(identity.apply_customer_patch(conn, till=till, patch=payload))
         elif isinstance(payload, ReceiptEmail):
-            _receipt_email(conn, till, payload, batch, now)
+            _receipt_email(conn, till, payload, batch, batch.now)
         else:
             _event(conn, till, payload, batch)
     except InvalidInput as exc:
@@ -357,55 +476,41 @@ def _check_origin(till: Till, store_id: str, till_id: str, what: str) -> None:
         )
 
 
-def _sale(conn: Connection, till: Till, sale: Sale, batch: _Batch, now: datetime) -> None:
-    _check_origin(till, sale.store_id, sale.till_id, f"Sale {sale.sale_id}")
-    check_totals(sale)
-    profile_id, customer_id = identity.customer_for_sale(
-        conn, till=till, customer_id=sale.customer_id, identifier=sale.customer_identifier
-    )
-    payload = sale.model_dump_json()
-    if customer_id is None and (
-        sale.customer_id is not None or sale.customer_identifier is not None
-    ):
-        # A till offline during an erasure still names the erased customer: the sale is kept
-        # for the books, anonymized exactly as the erasure left the customer's older sales.
-        erased = identity.erased_named(
-            conn, customer_id=sale.customer_id, identifier=sale.customer_identifier
+def _sale(conn: Connection, till: Till, sale: Sale, rows: _SaleRows, batch: _Batch) -> None:
+    tail = rows.tail
+    if sale.customer_id is None and sale.customer_identifier is None:
+        profile_id = customer_id = None
+    else:
+        profile_id, customer_id = identity.customer_for_sale(
+            conn, till=till, customer_id=sale.customer_id, identifier=sale.customer_identifier
         )
-        if erased:
-            payload = identity.anonymized(payload, erased)
-            log.info(
-                "till %s: sale %s anonymized: its customer was erased", till.till_id, sale.sale_id
+        if customer_id is None:
+            # A till offline during an erasure still names the erased customer: the sale is
+            # kept for the books, anonymized exactly as the erasure left the customer's older
+            # sales.
+            erased = identity.erased_named(
+                conn, customer_id=sale.customer_id, identifier=sale.customer_identifier
             )
+            if erased:
+                tail = (*tail[:-1], identity.anonymized(tail[-1], erased))
+                log.info(
+                    "till %s: sale %s anonymized: its customer was erased",
+                    till.till_id,
+                    sale.sale_id,
+                )
+        else:
+            batch.customers.add(customer_id)
+    value = _codecs(conn.dialect).orders.value
     batch.orders.append(
-        {
-            "order_id": sale.sale_id,
-            "channel": "store",
-            "store_id": sale.store_id,
-            "till_id": sale.till_id,
-            "customer_id": customer_id,
-            "profile_id": profile_id,
-            "receipt_number": sale.receipt_number,
-            "created_at": sale.created_at,
-            "currency": sale.currency,
-            "total_minor": sale.total_minor,
-            "tax_minor": sale.tax_minor,
-            "payload": payload,
-            "ingested_at": now,
-        }
+        (
+            *rows.head,
+            value("customer_id", customer_id),
+            value("profile_id", profile_id),
+            *tail,
+            batch.now_value,
+        )
     )
-    batch.lines.extend(
-        {
-            "order_id": sale.sale_id,
-            "line_no": line.line_no,
-            "sku": line.sku,
-            "quantity": line.quantity,
-            "amount_minor": line.amount_minor,
-        }
-        for line in sale.lines
-    )
-    if customer_id is not None:
-        batch.customers.add(customer_id)
+    batch.lines.extend(rows.lines)
 
 
 def _return(till: Till, ret: Return, batch: _Batch, now: datetime) -> None:
@@ -482,16 +587,21 @@ def _receipt_email(
 
 
 def _flush(conn: Connection, batch: _Batch) -> None:
-    for table, rows in (
-        (orders, batch.orders),
-        (order_lines, batch.lines),
-        (returns, batch.returns),
-        (quarantine, batch.quarantine),
-        (ops, batch.ops),
+    codecs = _codecs(conn.dialect)
+    for codec, encoded in (
+        (codecs.orders, batch.orders),
+        (codecs.lines, batch.lines),
     ):
+        if encoded:
+            codec.insert(conn, encoded)
+            encoded.clear()
+    for table, rows in ((returns, batch.returns), (quarantine, batch.quarantine)):
         if rows:
             bulk_insert(conn, table, rows)
             rows.clear()
+    if batch.ops:
+        codecs.ops.insert(conn, batch.ops)
+        batch.ops.clear()
     if batch.events:
         bulk_insert(conn, events, batch.events, ignore=True)
         batch.events.clear()
