@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from shared.errors import (
     SequenceGap,
     ServerUnavailable,
 )
+from shared.protocol import OpResult, PushResponse
 from sync_server.db.engine import Database
 from sync_server.db.schema import ops, orders, tills
 from sync_server.group_commit import GroupCommitter
@@ -242,3 +244,32 @@ def test_a_failed_transaction_stores_nothing_of_the_group(db: Database) -> None:
     assert _count(db, orders, "S001-T1") == 0
     assert _count(db, orders, "S001-T2") == 0
     assert _last_seq(db, "S001-T1") == 0
+
+
+def test_a_push_answer_is_written_as_pydantic_writes_it() -> None:
+    from sync_server.services.ingest import _Applied, _outcome
+
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    applied = _Applied(
+        results=[
+            (first, "applied", None),
+            (second, "rejected", 'Sale says it was made at "S002" — not here'),
+            (third, "duplicate", None),
+        ],
+        last_seq=42,
+        verdicts={"applied": 1, "rejected": 1, "duplicate": 1},
+        quarantined=0,
+    )
+    expected = PushResponse(
+        results=(
+            OpResult(op_id=first, status="applied"),
+            OpResult(
+                op_id=second, status="rejected", error='Sale says it was made at "S002" — not here'
+            ),
+            OpResult(op_id=third, status="duplicate"),
+        ),
+        last_seq=42,
+    )
+    outcome = _outcome(applied)
+    assert outcome.body == expected.model_dump_json().encode()
+    assert outcome.response == expected

@@ -98,7 +98,7 @@ async def push(
         raise RequestValidationError(exc.errors(include_url=False)) from exc
     for verdict, count in outcome.verdicts.items():
         metrics.push_ops.labels(verdict).inc(count)
-    return Response(outcome.response.model_dump_json(), media_type="application/json")
+    return Response(outcome.body, media_type="application/json")
 
 
 PULL_EXAMPLE = {
