@@ -82,7 +82,7 @@ TARGETS: list[Target] = [
     ),
     Target(
         "ingest_workers_sqlite",
-        "HQ ingest, SQLite: server processes of the run above (the faster of 1 and 2)",
+        "HQ ingest, SQLite: server processes of the run above (the fastest of 1, 2 and 3)",
         "processes",
         "<=",
         None,
