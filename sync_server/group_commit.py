@@ -64,7 +64,7 @@ class GroupCommitter(Generic[T, R]):
         self._stopping = False
         self.groups = 0
         self.items = 0
-        #: When a group last started with more items still waiting behind it (monotonic).
+        #: When a group last ended with more items already waiting (monotonic).
         self._last_backlog_at = -math.inf
 
     def start(self) -> None:
@@ -89,7 +89,7 @@ class GroupCommitter(Generic[T, R]):
         return self._thread is not None and not self._stopping
 
     def saturated(self, within: float = 0.5) -> bool:
-        """Whether items had to wait behind a full group in the last ``within`` seconds.
+        """Whether, in the last ``within`` seconds, a group ended with the next already waiting.
 
         Background work that takes the same database write lock (recommendation counting)
         yields while this is true: the tills' pushes come first.
@@ -121,9 +121,11 @@ class GroupCommitter(Generic[T, R]):
                     stop_after = True
                     break
                 group.append(more)
-            if not self._queue.empty():
-                self._last_backlog_at = time.monotonic()
             self._run_group(group)
+            if not self._queue.empty():
+                # The next group was already waiting when this one was answered: the writer
+                # has had no pause, and work behind it queues up.
+                self._last_backlog_at = time.monotonic()
             if stop_after:
                 self._drain()
                 return
