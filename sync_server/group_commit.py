@@ -64,7 +64,8 @@ class GroupCommitter(Generic[T, R]):
         self._stopping = False
         self.groups = 0
         self.items = 0
-        #: When a group last ended with more items already waiting (monotonic).
+        #: When a group last ran, and when one last ended with more items already waiting.
+        self._last_group_at = -math.inf
         self._last_backlog_at = -math.inf
 
     def start(self) -> None:
@@ -96,6 +97,10 @@ class GroupCommitter(Generic[T, R]):
         """
         return time.monotonic() - self._last_backlog_at < within
 
+    def active(self, within: float = 5.0) -> bool:
+        """Whether a group ran in the last ``within`` seconds (tills are pushing)."""
+        return time.monotonic() - self._last_group_at < within
+
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait for its outcome (raised if it is an error)."""
         if not self.running:
@@ -121,6 +126,7 @@ class GroupCommitter(Generic[T, R]):
                     stop_after = True
                     break
                 group.append(more)
+            self._last_group_at = time.monotonic()
             self._run_group(group)
             if not self._queue.empty():
                 # The next group was already waiting when this one was answered: the writer

@@ -176,6 +176,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                     recs.update_incremental,
                     database,
                     config=recs.default_config(),
+                    busy=committer.active if committer is not None else None,
                     max_share=settings.recs_worker_max_share,
                     yield_to=ingest_saturated,
                     max_defer_s=settings.recs_max_defer_s,

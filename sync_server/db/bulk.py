@@ -9,6 +9,7 @@ driver's ``executemany``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -90,6 +91,21 @@ def _compiled_add(
     return compiled.string, order, names
 
 
+@lru_cache(maxsize=64)
+def _json_add(table: sa.Table, key: tuple[str, ...], column: str) -> str:
+    names = (*key, column)
+    quoted = [f'"{n}"' for n in names]
+    values = ", ".join(f"value ->> {i}" for i in range(len(names)))
+    target = f'"{column}"'
+    # "WHERE true" keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
+    return (
+        f'INSERT INTO "{table.name}" ({", ".join(quoted)}) '
+        f"SELECT {values} FROM json_each(?) WHERE true "
+        f"ON CONFLICT ({', '.join(quoted[: len(key)])}) "
+        f'DO UPDATE SET {target} = "{table.name}".{target} + excluded.{target}'
+    )
+
+
 def bulk_add(
     conn: Connection,
     table: sa.Table,
@@ -107,6 +123,16 @@ def bulk_add(
     the upsert itself.
     """
     if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        # One statement per chunk, its rows as one JSON array read by json_each: sqlite3
+        # releases the interpreter lock around every row an executemany steps, and a thread
+        # holding SQLite's write lock then waits for the interpreter lock once per row while
+        # the server's other threads run Python (counting 100 orders held the write lock
+        # 0.43 s for 0.07 s of work). Here it lets go once per chunk.
+        statement = _json_add(table, key, column)
+        for start in range(0, len(rows), chunk):
+            conn.exec_driver_sql(statement, (json.dumps(rows[start : start + chunk]),))
         return
     sql, order, names = _compiled_add(table, key, column, conn.dialect)
     for start in range(0, len(rows), chunk):
