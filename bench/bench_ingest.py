@@ -781,11 +781,7 @@ def run_sqlite(*, duration: float, paced_rounds: int) -> dict[str, float]:
 
 
 def run_postgres(*, duration: float, paced_rounds: int) -> dict[str, float]:
-    """One to three server processes are compared on a short run; the best gets the full one.
-
-    Three can beat two on two cores: while one process holds SQLite's write lock (or waits
-    for its commit's fsync), the other two parse and answer requests.
-    """
+    """One and two server processes are compared on a short run; the better gets the full one."""
     from tests.support.postgres import PostgresUnavailable, create_database, temporary_cluster
 
     with contextlib.ExitStack() as stack:
