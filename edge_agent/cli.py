@@ -55,10 +55,11 @@ from shared.errors import OmnitillError, ScannerError
 from shared.protocol import MAX_PULL_LIMIT, describe_validation_error
 
 if TYPE_CHECKING:
+    from edge_agent.config import TillSettings
     from edge_agent.scanner import Scanner
     from edge_agent.till import Till
 
-__all__ = ["quick_start", "till"]
+__all__ = ["quick_start", "till", "till_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +266,16 @@ def till(
     ctx.exit(code)
 
 
+def till_settings(**overrides: object) -> TillSettings:
+    """The till's settings with the command line's values on top; a bad one is a usage error."""
+    from edge_agent.config import load_till_settings
+
+    try:
+        return load_till_settings(**overrides)
+    except ValidationError as exc:
+        raise click.UsageError(f"Bad till setting: {describe_validation_error(exc)}") from exc
+
+
 def _build(
     *,
     headless: bool,
@@ -279,23 +290,19 @@ def _build(
     use_stdin: bool,
 ) -> tuple[Till, Scanner | None, str]:
     """The till the settings describe, its scan source and that source's name."""
-    from edge_agent.config import load_till_settings
     from edge_agent.scanner import StreamScanner, scanner_from_url
     from edge_agent.till import Till
 
-    try:
-        settings = load_till_settings(
-            server_url=server_url,
-            token=token,
-            db_path=db_path,
-            scanner=scanner,
-            store_id=store_id,
-            till_id=till_id,
-            cashier_id=cashier_id,
-            pull_limit=pull_limit,
-        )
-    except ValidationError as exc:
-        raise click.UsageError(f"Bad till setting: {describe_validation_error(exc)}") from exc
+    settings = till_settings(
+        server_url=server_url,
+        token=token,
+        db_path=db_path,
+        scanner=scanner,
+        store_id=store_id,
+        till_id=till_id,
+        cashier_id=cashier_id,
+        pull_limit=pull_limit,
+    )
 
     source: Scanner | None = None
     input_name = "keyboard"

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from edge_agent.config import load_till_settings
+from edge_agent.cli import till_settings
 from edge_agent.hq_client import HQClient
 from edge_agent.kiosk import (
     PIN_LENGTH,
@@ -137,17 +137,14 @@ def kiosk(
             err=True,
         )
         return
-    try:
-        settings = load_till_settings(
-            server_url=server_url,
-            token=token,
-            db_path=db_path,
-            scanner=scanner,
-            store_id=store_id,
-            till_id=till_id,
-        )
-    except ValidationError as exc:
-        raise click.UsageError(f"Bad till setting: {describe_validation_error(exc)}") from exc
+    settings = till_settings(
+        server_url=server_url,
+        token=token,
+        db_path=db_path,
+        scanner=scanner,
+        store_id=store_id,
+        till_id=till_id,
+    )
     try:
         kiosk_settings: KioskSettings = load_kiosk_settings(
             pin_hash=pin_hash, idle_timeout_s=idle_timeout_s

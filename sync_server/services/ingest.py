@@ -171,13 +171,15 @@ class _Codecs:
             raise RuntimeError("ops' columns are not in the order ingest writes them")
 
 
-_CODECS: dict[str, _Codecs] = {}
+#: One per engine and driver (bind processors differ by driver, not by engine object).
+_CODECS: dict[tuple[str, str], _Codecs] = {}
 
 
 def _codecs(dialect: Dialect) -> _Codecs:
-    codecs = _CODECS.get(dialect.name)
+    key = (dialect.name, dialect.driver)
+    codecs = _CODECS.get(key)
     if codecs is None:
-        codecs = _CODECS[dialect.name] = _Codecs(dialect)
+        codecs = _CODECS[key] = _Codecs(dialect)
     return codecs
 
 

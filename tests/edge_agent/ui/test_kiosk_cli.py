@@ -105,3 +105,13 @@ def test_a_bad_pin_hash_or_scanner_is_a_usage_error(tmp_path: Path, opened: list
     )
     assert result.exit_code == 2
     assert not opened
+
+
+def test_a_bad_till_setting_is_a_usage_error_that_names_it(
+    tmp_path: Path, opened: list[Opened]
+) -> None:
+    args = ["kiosk", "--db", str(tmp_path / "k.db"), "--till", "bad till!", "--pin-hash", PIN_HASH]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "Bad till setting" in result.output and "till_id" in result.output
+    assert not opened and not (tmp_path / "k.db").exists()
