@@ -19,7 +19,14 @@ from typing import Any
 
 from edge_agent import feed
 from edge_agent.kiosk import KioskSettings
-from edge_agent.ui.screenshots import DEMO_LOYALTY, STORE_ID, demo_gtin, demo_till
+from edge_agent.ui.screenshots import (
+    DEMO_LOYALTY,
+    STORE_ID,
+    demo_gtin,
+    demo_till,
+    product_change,
+    upsert_change,
+)
 from shared.catalogue import Product
 from shared.recommendations import RecommendationList, RecommendedItem
 
@@ -46,31 +53,17 @@ _BESTSELLERS = {
 _PERSONAL = ("APP-HOODIE", "APP-JEANS", "APP-CAP", "GRO-HONEY", "GRO-TEA", "APP-SOCKS")
 
 
-def _change(entity: str, key: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"entity": entity, "key": key, "action": "upsert", "data": data}
-
-
 def _list(kind: str, key: str, skus: tuple[str, ...]) -> dict[str, Any]:
     items = tuple(RecommendedItem(sku=s, score=float(len(skus) - n)) for n, s in enumerate(skus))
     rec = RecommendationList(kind=kind, key=key, items=items)
-    return _change("recommendation", f"{kind}:{key}", rec.model_dump(mode="json"))
+    return upsert_change("recommendation", f"{kind}:{key}", rec.model_dump(mode="json"))
 
 
 def kiosk_changes() -> list[dict[str, Any]]:
     """Feed changes a kiosk adds to the demo store: products, descriptions, lists."""
     changes: list[dict[str, Any]] = []
     for n, (sku, name, brand, category, price, rate, _) in enumerate(_MORE, start=10):
-        product = Product(
-            sku=sku,
-            name=name,
-            brand=brand,
-            category=category,
-            gtins=(demo_gtin(n).zfill(14),),
-            price_minor=price,
-            currency="EUR",
-            tax_rate=Decimal(rate),
-        )
-        changes.append(_change("product", sku, product.model_dump(mode="json")))
+        changes.append(product_change(n, sku, name, brand, category, price, rate))
     tshirt = Product(
         sku="APP-TSHIRT",
         name="Nordkind Organic Cotton T-Shirt Navy",
@@ -82,7 +75,7 @@ def kiosk_changes() -> list[dict[str, Any]]:
         tax_rate=Decimal("19"),
         attributes={"description": _DESCRIPTIONS["APP-TSHIRT"]},
     )
-    changes.append(_change("product", tshirt.sku, tshirt.model_dump(mode="json")))
+    changes.append(upsert_change("product", tshirt.sku, tshirt.model_dump(mode="json")))
     for category, skus in _BESTSELLERS.items():
         changes.append(_list("bestsellers", f"{STORE_ID}/{category}", skus))
     changes.append(_list("personal", _MARIA, _PERSONAL))

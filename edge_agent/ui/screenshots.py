@@ -69,8 +69,26 @@ def demo_gtin(n: int) -> str:
     return make_gtin(f"400{n:09d}")
 
 
-def _change(entity: str, key: str, data: dict[str, Any]) -> dict[str, Any]:
+def upsert_change(entity: str, key: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One ``upsert`` row of the change feed."""
     return {"entity": entity, "key": key, "action": "upsert", "data": data}
+
+
+def product_change(
+    n: int, sku: str, name: str, brand: str, category: str, price: int, rate: str
+) -> dict[str, Any]:
+    """The feed row of demo product number ``n`` (its barcode is ``demo_gtin(n)``)."""
+    product = Product(
+        sku=sku,
+        name=name,
+        brand=brand,
+        category=category,
+        gtins=(demo_gtin(n).zfill(14),),
+        price_minor=price,
+        currency="EUR",
+        tax_rate=Decimal(rate),
+    )
+    return upsert_change("product", sku, product.model_dump(mode="json"))
 
 
 def demo_changes() -> list[dict[str, Any]]:
@@ -84,26 +102,18 @@ def demo_changes() -> list[dict[str, Any]]:
         timezone="Europe/Berlin",
         tills=(TILL_ID,),
     )
-    changes = [_change("store", STORE_ID, shop.model_dump(mode="json"))]
+    changes = [upsert_change("store", STORE_ID, shop.model_dump(mode="json"))]
     for n, (sku, name, brand, category, price, rate) in enumerate(_PRODUCTS, start=1):
-        product = Product(
-            sku=sku,
-            name=name,
-            brand=brand,
-            category=category,
-            gtins=(demo_gtin(n).zfill(14),),
-            price_minor=price,
-            currency="EUR",
-            tax_rate=Decimal(rate),
-        )
-        changes.append(_change("product", sku, product.model_dump(mode="json")))
+        changes.append(product_change(n, sku, name, brand, category, price, rate))
     for sku, partners in _ALSO_BOUGHT.items():
         rec = RecommendationList(
             kind="also_bought",
             key=sku,
             items=tuple(RecommendedItem(sku=p, score=s) for p, s in partners),
         )
-        changes.append(_change("recommendation", f"also_bought:{sku}", rec.model_dump(mode="json")))
+        changes.append(
+            upsert_change("recommendation", f"also_bought:{sku}", rec.model_dump(mode="json"))
+        )
     card = CustomerCard(
         customer_id=uuid.UUID("5b0d7f5e-8d0c-4d8e-9a51-2f3d8e7d1c42"),
         first_name="Maria",
@@ -118,7 +128,7 @@ def demo_changes() -> list[dict[str, Any]]:
         cart_items=(CardItem(sku="APP-BELT", price_minor=2999),),
         recent_purchases=(CardItem(sku="GRO-COFFEE", at=datetime(2026, 11, 14, 17, tzinfo=UTC)),),
     )
-    changes.append(_change("customer", str(card.customer_id), card.model_dump(mode="json")))
+    changes.append(upsert_change("customer", str(card.customer_id), card.model_dump(mode="json")))
     return changes
 
 
